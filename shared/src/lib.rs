@@ -1,0 +1,34 @@
+//! `homelab`: everything the services share, written once.
+//!
+//! A service implements [`Service`] and its `main` is `homelab::run::<MyService>()`.
+//! The runtime gives it settings (env + `.env`), logging, an MQTT connection with a
+//! last will, heartbeats, a state file, a health file and a `diagnose` command.
+
+pub mod diagnose;
+pub mod envelope;
+pub mod health;
+pub mod heartbeat;
+pub mod logging;
+pub mod mqtt;
+pub mod retry;
+mod runtime;
+pub mod secret;
+pub mod service;
+pub mod settings;
+mod shutdown;
+pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use diagnose::{Check, Step};
+pub use mqtt::{Message, Mqtt, MqttConfig, QoS};
+pub use retry::{retry, RetryPolicy};
+pub use runtime::{run, serve, EXIT_BAD_SETTINGS, SHUTDOWN_GRACE};
+pub use secret::Secret;
+pub use service::{Context, Health, Service};
+pub use settings::{CommonSettings, Settings};
+pub use state::StateStore;
+pub use tokio_util::sync::CancellationToken;
+
+// Re-exported so that services need no direct dependency for the basics.
+pub use anyhow;

@@ -1,0 +1,187 @@
+//! Per-subscription workers, and the dead-letter record of a message they could not handle.
+
+use super::{dead_letter_topic, trace_id_of, Incoming, Message, Shared};
+use crate::envelope;
+use rumqttc::{AsyncClient, QoS};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// How much of the original payload a dead letter carries.
+pub const DEAD_LETTER_PAYLOAD_LIMIT: usize = 64 * 1024;
+
+/// What lands on `homelab/errors/{service}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub original_topic: String,
+    /// The payload as text (lossy UTF-8), cut at 64 KiB.
+    pub payload: String,
+    /// The payload's full size in bytes, so a cut is visible.
+    pub payload_bytes: usize,
+    pub error: String,
+    /// `parse_error`, `handler_error` or `handler_panic`.
+    pub error_type: String,
+    pub timestamp: String,
+    pub service: String,
+}
+
+impl DeadLetter {
+    fn new(service: &str, incoming: &Incoming, error_type: &str, error: String) -> Self {
+        let text = String::from_utf8_lossy(&incoming.payload);
+        Self {
+            original_topic: incoming.topic.clone(),
+            payload: truncate_at_char_boundary(&text, DEAD_LETTER_PAYLOAD_LIMIT).to_string(),
+            payload_bytes: incoming.payload.len(),
+            error,
+            error_type: error_type.to_string(),
+            timestamp: envelope::now_iso(),
+            service: service.to_string(),
+        }
+    }
+}
+
+fn truncate_at_char_boundary(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+type BoxedHandling = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+pub(super) struct Worker {
+    pub(super) service: Arc<str>,
+    pub(super) client: AsyncClient,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Worker {
+    pub(super) async fn run<T, F, Fut>(
+        self,
+        mut receiver: mpsc::UnboundedReceiver<Incoming>,
+        handler: F,
+    ) where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        while let Some(incoming) = receiver.recv().await {
+            self.handle(&incoming, &handler).await;
+        }
+    }
+
+    async fn handle<T, F, Fut>(&self, incoming: &Incoming, handler: &Arc<F>)
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let payload: T = match serde_json::from_slice(&incoming.payload) {
+            Ok(payload) => payload,
+            Err(error) => {
+                let reason = format!("payload is not a valid {}: {error}", short_type_name::<T>());
+                self.dead_letter(incoming, "parse_error", reason).await;
+                return;
+            }
+        };
+        let trace_id = trace_id_of(&incoming.payload);
+        let message = Message {
+            topic: incoming.topic.clone(),
+            payload,
+            trace_id: trace_id.clone(),
+        };
+        let handler = handler.clone();
+        // Spawned so that a panic is caught here as a JoinError instead of ending the worker.
+        let handling: BoxedHandling = match trace_id {
+            Some(trace_id) => Box::pin(envelope::with_trace_id(trace_id, async move {
+                handler(message).await
+            })),
+            None => Box::pin(async move { handler(message).await }),
+        };
+        match tokio::spawn(handling).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                self.shared.metrics.count_handler_error();
+                self.dead_letter(incoming, "handler_error", format!("{error:#}"))
+                    .await;
+            }
+            Err(join_error) if join_error.is_panic() => {
+                self.shared.metrics.count_handler_error();
+                let reason = panic_message(join_error.into_panic());
+                self.dead_letter(incoming, "handler_panic", reason).await;
+            }
+            Err(_) => {} // cancelled: the runtime is shutting down
+        }
+    }
+
+    async fn dead_letter(&self, incoming: &Incoming, error_type: &str, error: String) {
+        tracing::warn!(
+            topic = %incoming.topic,
+            error_type,
+            error = %error,
+            "message_dead_lettered"
+        );
+        let letter = DeadLetter::new(&self.service, incoming, error_type, error);
+        let bytes = match serde_json::to_vec(&letter) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(error = %error, "dead_letter_serialize_failed");
+                return;
+            }
+        };
+        match self
+            .client
+            .publish(
+                dead_letter_topic(&self.service),
+                QoS::AtLeastOnce,
+                false,
+                bytes,
+            )
+            .await
+        {
+            Ok(()) => {
+                self.shared.metrics.count_dead_letter();
+                self.shared.metrics.count_out();
+            }
+            Err(error) => tracing::error!(error = %error, "dead_letter_publish_failed"),
+        }
+    }
+}
+
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        format!("handler panicked: {text}")
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        format!("handler panicked: {text}")
+    } else {
+        "handler panicked".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let text = "ä".repeat(40_000); // 80,000 bytes
+        let cut = truncate_at_char_boundary(&text, DEAD_LETTER_PAYLOAD_LIMIT);
+        assert!(cut.len() <= DEAD_LETTER_PAYLOAD_LIMIT);
+        assert!(cut.len() > DEAD_LETTER_PAYLOAD_LIMIT - 2);
+        assert_eq!(truncate_at_char_boundary("short", 10), "short");
+    }
+}

@@ -1,0 +1,124 @@
+//! Drives rumqttc's event loop for the life of the connection.
+//!
+//! rumqttc reconnects only while `poll()` is called, and does not wait between
+//! failed attempts: the capped backoff here is what keeps a dead broker from
+//! being hammered, and the loop never stops on an error.
+
+use super::{Incoming, Shared};
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, Publish};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+/// Messages nobody subscribed to yet are kept this long, at most this many.
+const UNROUTED_TTL: Duration = Duration::from_secs(60);
+const UNROUTED_LIMIT: usize = 1000;
+
+pub(super) struct EventLoopTask {
+    pub(super) event_loop: EventLoop,
+    pub(super) client: AsyncClient,
+    pub(super) shared: Arc<Shared>,
+    pub(super) connected: watch::Sender<bool>,
+    pub(super) closing: CancellationToken,
+    pub(super) endpoint: String,
+    pub(super) max_delay: Duration,
+}
+
+impl EventLoopTask {
+    pub(super) async fn run(mut self) {
+        let mut delay = FIRST_RETRY_DELAY;
+        let mut has_connected = false;
+        loop {
+            if self.closing.is_cancelled() && !*self.connected.borrow() {
+                break;
+            }
+            match self.event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    delay = FIRST_RETRY_DELAY;
+                    self.connected.send_replace(true);
+                    *self.shared.last_error.lock().expect("poisoned") = None;
+                    tracing::info!(
+                        endpoint = %self.endpoint,
+                        session_present = ack.session_present,
+                        "mqtt_connected"
+                    );
+                    if has_connected {
+                        self.shared.metrics.count_reconnect();
+                        // A broker that kept our session kept our subscriptions too;
+                        // subscribing again would replay every retained message.
+                        if !ack.session_present {
+                            self.resubscribe();
+                        }
+                    }
+                    has_connected = true;
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish),
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    // rumqttc has written and flushed DISCONNECT before yielding this.
+                    self.connected.send_replace(false);
+                    tracing::debug!(endpoint = %self.endpoint, "mqtt_disconnected");
+                    break;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let was_connected = self.connected.send_replace(false);
+                    if self.closing.is_cancelled() {
+                        break;
+                    }
+                    *self.shared.last_error.lock().expect("poisoned") = Some(error.to_string());
+                    tracing::warn!(
+                        endpoint = %self.endpoint,
+                        error = %error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "{}",
+                        if was_connected { "mqtt_connection_lost" } else { "mqtt_connect_failed" }
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.closing.cancelled() => break,
+                    }
+                    delay = (delay * 2).min(self.max_delay);
+                }
+            }
+        }
+    }
+
+    fn resubscribe(&self) {
+        let routes = self.shared.routes.lock().expect("poisoned");
+        for route in routes.iter() {
+            // try_: the event loop itself drains this channel, so it must never wait on it.
+            if let Err(error) = self.client.try_subscribe(route.filter.clone(), route.qos) {
+                tracing::error!(filter = %route.filter, error = %error, "mqtt_resubscribe_failed");
+            }
+        }
+        tracing::info!(subscriptions = routes.len(), "mqtt_resubscribed");
+    }
+
+    fn route(&self, publish: Publish) {
+        self.shared.metrics.count_in();
+        let incoming = Incoming {
+            topic: publish.topic,
+            payload: publish.payload,
+            received: Instant::now(),
+        };
+        let mut delivered = false;
+        for route in self.shared.routes.lock().expect("poisoned").iter() {
+            if rumqttc::matches(&incoming.topic, &route.filter) {
+                let _ = route.sender.send(incoming.clone());
+                delivered = true;
+            }
+        }
+        if delivered {
+            return;
+        }
+        let mut unrouted = self.shared.unrouted.lock().expect("poisoned");
+        unrouted.retain(|message| message.received.elapsed() < UNROUTED_TTL);
+        if unrouted.len() < UNROUTED_LIMIT {
+            unrouted.push(incoming);
+        } else {
+            tracing::warn!(topic = %incoming.topic, "mqtt_unrouted_message_dropped");
+        }
+    }
+}

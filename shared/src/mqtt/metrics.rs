@@ -1,0 +1,46 @@
+//! Counters of the MQTT path, for the heartbeat and (later) `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct MqttMetrics {
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+    handler_errors: AtomicU64,
+    dead_letters: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl MqttMetrics {
+    pub fn messages_in(&self) -> u64 {
+        self.messages_in.load(Ordering::Relaxed)
+    }
+    pub fn messages_out(&self) -> u64 {
+        self.messages_out.load(Ordering::Relaxed)
+    }
+    pub fn handler_errors(&self) -> u64 {
+        self.handler_errors.load(Ordering::Relaxed)
+    }
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.load(Ordering::Relaxed)
+    }
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_in(&self) {
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_out(&self) {
+        self.messages_out.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_handler_error(&self) {
+        self.handler_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_dead_letter(&self) {
+        self.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,412 @@
+//! MQTT for services: one background connection per process with a last will,
+//! capped reconnect backoff, subscriptions restored after every reconnect, typed
+//! handlers that run off the event loop, and a dead-letter topic for failures.
+
+mod dead_letter;
+mod event_loop;
+mod metrics;
+
+pub use dead_letter::{DeadLetter, DEAD_LETTER_PAYLOAD_LIMIT};
+pub use metrics::MqttMetrics;
+pub use rumqttc::QoS;
+
+use crate::envelope::{self, EnvelopeError};
+use crate::secret::Secret;
+use crate::settings::CommonSettings;
+use bytes::Bytes;
+use event_loop::EventLoopTask;
+use rumqttc::{AsyncClient, LastWill, MqttOptions};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// `homelab/{service}/{event}`.
+pub fn service_topic(service: &str, event: &str) -> String {
+    format!("homelab/{service}/{event}")
+}
+
+/// Where a service's failed messages go.
+pub fn dead_letter_topic(service: &str) -> String {
+    format!("homelab/errors/{service}")
+}
+
+/// How to reach the broker, and who we are there.
+#[derive(Clone, Debug)]
+pub struct MqttConfig {
+    pub service: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Secret,
+    pub client_id: String,
+    /// `false` keeps a persistent session: the broker queues QoS 1 messages while we are away.
+    pub clean_session: bool,
+    /// Set for a running service; a diagnose probe must not mark the service offline.
+    pub last_will: Option<(String, Vec<u8>)>,
+    pub keep_alive: Duration,
+    pub max_reconnect_delay: Duration,
+}
+
+impl MqttConfig {
+    /// The connection of a running service: persistent session, last will on its heartbeat topic.
+    pub fn for_service(service: &str, version: &str, settings: &CommonSettings) -> Self {
+        let will = serde_json::json!({
+            "status": "offline",
+            "service": service,
+            "version": version,
+            "reason": "connection_lost",
+        });
+        Self {
+            service: service.to_string(),
+            host: settings.mqtt_host.clone(),
+            port: settings.mqtt_port,
+            username: settings.mqtt_username.clone(),
+            password: settings.mqtt_password.clone(),
+            client_id: if settings.mqtt_client_id.is_empty() {
+                service.to_string()
+            } else {
+                settings.mqtt_client_id.clone()
+            },
+            clean_session: false,
+            last_will: Some((
+                service_topic(service, "heartbeat"),
+                will.to_string().into_bytes(),
+            )),
+            keep_alive: Duration::from_secs(30),
+            max_reconnect_delay: Duration::from_secs(30),
+        }
+    }
+
+    /// A throw-away connection (diagnose, tools): random client id, clean session, no will.
+    pub fn probe(service: &str, settings: &CommonSettings) -> Self {
+        let mut config = Self::for_service(service, "", settings);
+        config.client_id = format!("{service}-probe-{}", &envelope::new_trace_id()[..8]);
+        config.clean_session = true;
+        config.last_will = None;
+        config
+    }
+
+    fn options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
+        options
+            .set_keep_alive(self.keep_alive)
+            .set_clean_session(self.clean_session)
+            // Dead letters carry up to 64 KiB of the original payload plus context.
+            .set_max_packet_size(1024 * 1024, 1024 * 1024);
+        if !self.username.is_empty() {
+            options.set_credentials(&self.username, self.password.expose());
+        }
+        if let Some((topic, payload)) = &self.last_will {
+            options.set_last_will(LastWill::new(
+                topic,
+                payload.clone(),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        }
+        options
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("invalid topic filter {0:?}")]
+    InvalidFilter(String),
+    #[error("invalid topic {0:?} (no wildcards in a publish topic)")]
+    InvalidTopic(String),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("mqtt client stopped: {0}")]
+    Client(#[from] rumqttc::ClientError),
+}
+
+/// A message as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct Message<T> {
+    pub topic: String,
+    pub payload: T,
+    /// The sender's `trace_id`, also current while the handler runs.
+    pub trace_id: Option<String>,
+}
+
+/// A received publish on its way to a subscription's worker.
+#[derive(Clone, Debug)]
+pub(crate) struct Incoming {
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
+    pub(crate) received: Instant,
+}
+
+pub(crate) struct Route {
+    pub(crate) filter: String,
+    pub(crate) qos: QoS,
+    pub(crate) sender: mpsc::UnboundedSender<Incoming>,
+}
+
+/// State shared between the handle and the event loop task.
+pub(crate) struct Shared {
+    pub(crate) routes: Mutex<Vec<Route>>,
+    /// Messages that arrived before a matching subscription was registered (a persistent
+    /// session delivers its queue right after CONNACK); handed over on `subscribe`.
+    pub(crate) unrouted: Mutex<Vec<Incoming>>,
+    pub(crate) metrics: MqttMetrics,
+    pub(crate) last_error: Mutex<Option<String>>,
+}
+
+/// The handle services use. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct Mqtt {
+    service: Arc<str>,
+    client: AsyncClient,
+    shared: Arc<Shared>,
+    connected: watch::Receiver<bool>,
+    task: Arc<Mutex<Option<(JoinHandle<()>, tokio_util::sync::CancellationToken)>>>,
+}
+
+impl std::fmt::Debug for Mqtt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mqtt")
+            .field("service", &self.service)
+            .field("connected", &*self.connected.borrow())
+            .finish()
+    }
+}
+
+impl Mqtt {
+    /// Starts connecting in the background and returns at once; publishes and
+    /// subscriptions made before the broker answers are sent when it does.
+    pub fn connect(config: &MqttConfig) -> Self {
+        let (client, event_loop) = AsyncClient::new(config.options(), 1024);
+        let shared = Arc::new(Shared {
+            routes: Mutex::new(Vec::new()),
+            unrouted: Mutex::new(Vec::new()),
+            metrics: MqttMetrics::default(),
+            last_error: Mutex::new(None),
+        });
+        let (connected_tx, connected) = watch::channel(false);
+        let closing = tokio_util::sync::CancellationToken::new();
+        let task = EventLoopTask {
+            event_loop,
+            client: client.clone(),
+            shared: shared.clone(),
+            connected: connected_tx,
+            closing: closing.clone(),
+            endpoint: format!("{}:{}", config.host, config.port),
+            max_delay: config.max_reconnect_delay,
+        };
+        let handle = tokio::spawn(task.run());
+        Self {
+            service: config.service.as_str().into(),
+            client,
+            shared,
+            connected,
+            task: Arc::new(Mutex::new(Some((handle, closing)))),
+        }
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// `homelab/{this service}/{event}`.
+    pub fn topic(&self, event: &str) -> String {
+        service_topic(&self.service, event)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Waits until connected; `false` when `timeout` passes first.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut connected = self.connected.clone();
+        tokio::time::timeout(timeout, connected.wait_for(|up| *up))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
+    /// The last connection error, for diagnose.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.last_error.lock().expect("poisoned").clone()
+    }
+
+    pub fn metrics(&self) -> &MqttMetrics {
+        &self.shared.metrics
+    }
+
+    /// Publishes `payload` in the envelope to `homelab/{service}/{event}` (QoS 1, not retained).
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), MqttError> {
+        self.publish_json(&self.topic(event), payload, QoS::AtLeastOnce, false)
+            .await
+    }
+
+    /// Publishes `payload` in the envelope to any topic.
+    pub async fn publish_json<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        payload: &T,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), MqttError> {
+        let value = serde_json::to_value(payload).map_err(EnvelopeError::from)?;
+        let wrapped = envelope::wrap(&self.service, value)?;
+        let bytes = serde_json::to_vec(&wrapped).map_err(EnvelopeError::from)?;
+        self.publish_raw(topic, bytes, qos, retain).await
+    }
+
+    /// Publishes bytes as they are.
+    pub async fn publish_raw(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), MqttError> {
+        if !rumqttc::valid_topic(topic) {
+            return Err(MqttError::InvalidTopic(topic.to_string()));
+        }
+        self.client.publish(topic, qos, retain, payload).await?;
+        self.shared.metrics.count_out();
+        Ok(())
+    }
+
+    /// Subscribes `handler` to `filter` (`+` and `#` allowed) at QoS 1.
+    ///
+    /// Each subscription has its own worker: messages reach the handler in order, a
+    /// slow handler delays only its own subscription, never the connection. A payload
+    /// that does not parse as `T`, a handler error and a handler panic each go to
+    /// `homelab/errors/{service}`; the next message is handled as usual.
+    pub async fn subscribe<T, F, Fut>(&self, filter: &str, handler: F) -> Result<(), MqttError>
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.subscribe_with_qos(filter, QoS::AtLeastOnce, handler)
+            .await
+    }
+
+    pub async fn subscribe_with_qos<T, F, Fut>(
+        &self,
+        filter: &str,
+        qos: QoS,
+        handler: F,
+    ) -> Result<(), MqttError>
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        if !rumqttc::valid_filter(filter) {
+            return Err(MqttError::InvalidFilter(filter.to_string()));
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        {
+            let mut unrouted = self.shared.unrouted.lock().expect("poisoned");
+            let (matching, rest): (Vec<_>, Vec<_>) = unrouted
+                .drain(..)
+                .partition(|message| rumqttc::matches(&message.topic, filter));
+            *unrouted = rest;
+            for message in matching {
+                let _ = sender.send(message);
+            }
+            self.shared.routes.lock().expect("poisoned").push(Route {
+                filter: filter.to_string(),
+                qos,
+                sender,
+            });
+        }
+        let worker = dead_letter::Worker {
+            service: self.service.clone(),
+            client: self.client.clone(),
+            shared: self.shared.clone(),
+        };
+        tokio::spawn(worker.run(receiver, handler));
+        self.client.subscribe(filter, qos).await?;
+        Ok(())
+    }
+
+    /// Sends DISCONNECT (so the broker does not publish the last will) and waits for
+    /// the connection to close, at most `timeout`. Messages queued before it go first.
+    pub async fn disconnect(&self, timeout: Duration) {
+        let task = self.task.lock().expect("poisoned").take();
+        let Some((mut handle, closing)) = task else {
+            return;
+        };
+        let _ = self.client.try_disconnect();
+        closing.cancel();
+        if tokio::time::timeout(timeout, &mut handle).await.is_err() {
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "mqtt_disconnect_timed_out"
+            );
+            handle.abort();
+        }
+    }
+}
+
+/// Just the `trace_id` of an incoming envelope.
+#[derive(Deserialize)]
+struct TraceOnly {
+    trace_id: Option<String>,
+}
+
+/// Reads `trace_id` without a second full parse when the payload has none.
+fn trace_id_of(payload: &[u8]) -> Option<String> {
+    const NEEDLE: &[u8] = b"\"trace_id\"";
+    if !payload.windows(NEEDLE.len()).any(|window| window == NEEDLE) {
+        return None;
+    }
+    serde_json::from_slice::<TraceOnly>(payload)
+        .ok()
+        .and_then(|only| only.trace_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_id_is_found_only_when_present() {
+        assert_eq!(
+            trace_id_of(br#"{"a":1,"trace_id":"t1"}"#).as_deref(),
+            Some("t1")
+        );
+        assert_eq!(trace_id_of(br#"{"a":1}"#), None);
+        assert_eq!(trace_id_of(br#"{"trace_id":null}"#), None);
+    }
+
+    #[test]
+    fn topics_follow_the_convention() {
+        assert_eq!(
+            service_topic("pv-forecast", "updated"),
+            "homelab/pv-forecast/updated"
+        );
+        assert_eq!(
+            dead_letter_topic("pv-forecast"),
+            "homelab/errors/pv-forecast"
+        );
+    }
+
+    #[test]
+    fn the_service_connection_has_a_retained_offline_will_and_a_persistent_session() {
+        let settings = CommonSettings::default();
+        let config = MqttConfig::for_service("svc", "1.2.3", &settings);
+        assert!(!config.clean_session);
+        assert_eq!(config.client_id, "svc");
+        let (topic, payload) = config.last_will.clone().unwrap();
+        assert_eq!(topic, "homelab/svc/heartbeat");
+        let will: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(will["status"], "offline");
+        let probe = MqttConfig::probe("svc", &settings);
+        assert!(probe.last_will.is_none() && probe.clean_session && probe.client_id != "svc");
+    }
+}

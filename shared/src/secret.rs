@@ -1,0 +1,69 @@
+//! A string that must never reach a log line, `Debug` output or a diagnose report.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Holds a credential (token, password). `Debug` and `Display` print `<redacted>`;
+/// the value is only reachable through [`Secret::expose`], so every use is greppable.
+///
+/// We keep our own small type rather than `secrecy` because settings arrive as
+/// plain strings from `config` and we need `is_empty` for "not configured" checks;
+/// zeroizing memory buys nothing against the threat here (leaking into logs).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The plain value, for the one place that sends it (an auth header, a CONNECT packet).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What diagnose and logs may say about it.
+    pub fn describe(&self) -> &'static str {
+        if self.0.is_empty() {
+            "not set"
+        } else {
+            "set"
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(<empty>)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let secret = Secret::new("hunter2-token");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert!(!format!("{secret}").contains("hunter2"));
+        assert_eq!(secret.expose(), "hunter2-token");
+        assert_eq!(secret.describe(), "set");
+        assert_eq!(Secret::default().describe(), "not set");
+    }
+}

@@ -1,0 +1,213 @@
+//! A typed JSON state file in `DATA_DIR`, written atomically, never fatal to load.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// On disk: `{"saved_at": "...", "state": {...}}`.
+#[derive(Serialize, Deserialize)]
+struct OnDisk<T> {
+    saved_at: DateTime<Utc>,
+    state: T,
+}
+
+/// What [`StateStore::load`] found.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    pub state: T,
+    /// When it was saved; `None` when the default was used.
+    pub saved_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialize state: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct StateStore<T> {
+    path: PathBuf,
+    _state: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
+    /// `DATA_DIR/state.json`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self::at(data_dir.join("state.json"))
+    }
+
+    pub fn at(path: PathBuf) -> Self {
+        Self {
+            path,
+            _state: PhantomData,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Missing → default. Unreadable or corrupt → the file is moved aside as
+    /// `state.json.corrupt-<timestamp>` (kept for a human to look at), a WARN is
+    /// logged, and the default is used. Never an error: state is a cache of work done.
+    pub fn load(&self) -> Loaded<T> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Self::fresh();
+            }
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), error = %error, "state_unreadable_using_default");
+                return Self::fresh();
+            }
+        };
+        match serde_json::from_slice::<OnDisk<T>>(&bytes) {
+            Ok(on_disk) => Loaded {
+                state: on_disk.state,
+                saved_at: Some(on_disk.saved_at),
+            },
+            Err(error) => {
+                let aside = self.set_aside();
+                tracing::warn!(
+                    path = %self.path.display(),
+                    moved_to = %aside.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+                    error = %error,
+                    "state_corrupt_using_default"
+                );
+                Self::fresh()
+            }
+        }
+    }
+
+    fn fresh() -> Loaded<T> {
+        Loaded {
+            state: T::default(),
+            saved_at: None,
+        }
+    }
+
+    fn set_aside(&self) -> Option<PathBuf> {
+        let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let mut name = self.path.file_name()?.to_os_string();
+        name.push(format!(".corrupt-{stamp}"));
+        let aside = self.path.with_file_name(name);
+        match std::fs::rename(&self.path, &aside) {
+            Ok(()) => Some(aside),
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), error = %error, "state_set_aside_failed");
+                None
+            }
+        }
+    }
+
+    /// Writes a temp file in the same folder, fsyncs it, renames it over the old file
+    /// and fsyncs the folder: a crash leaves either the old or the new state, never half.
+    pub fn save(&self, state: &T) -> Result<(), StateError> {
+        let on_disk = OnDisk {
+            saved_at: Utc::now(),
+            state,
+        };
+        let bytes = serde_json::to_vec_pretty(&on_disk)?;
+        let folder = self
+            .path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let write_error = |source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(folder).map_err(write_error)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".state-")
+            .suffix(".tmp")
+            .tempfile_in(folder)
+            .map_err(write_error)?;
+        temp.write_all(&bytes).map_err(write_error)?;
+        temp.as_file().sync_all().map_err(write_error)?;
+        temp.persist(&self.path)
+            .map_err(|error| write_error(error.error))?;
+        if let Ok(dir) = std::fs::File::open(folder) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        cycles: u64,
+    }
+
+    #[test]
+    fn missing_file_gives_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = StateStore::<Counter>::new(dir.path()).load();
+        assert_eq!(loaded.state, Counter::default());
+        assert!(loaded.saved_at.is_none());
+    }
+
+    #[test]
+    fn saved_state_loads_back_with_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::<Counter>::new(&dir.path().join("nested"));
+        store.save(&Counter { cycles: 42 }).unwrap();
+        let loaded = store.load();
+        assert_eq!(loaded.state, Counter { cycles: 42 });
+        assert!(loaded.saved_at.is_some());
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(text.contains("\"saved_at\""));
+        // No temp files left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("nested"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn corrupt_file_is_set_aside_and_default_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::<Counter>::new(dir.path());
+        std::fs::write(store.path(), b"{not json").unwrap();
+        let loaded = store.load();
+        assert_eq!(loaded.state, Counter::default());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("state.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join(&aside[0])).unwrap(),
+            b"{not json"
+        );
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn a_state_of_the_wrong_shape_counts_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::<Counter>::new(dir.path());
+        std::fs::write(
+            store.path(),
+            br#"{"saved_at":"2026-01-01T00:00:00Z","state":{"cycles":"many"}}"#,
+        )
+        .unwrap();
+        assert_eq!(store.load().state, Counter::default());
+    }
+}

@@ -1,0 +1,462 @@
+//! The MQTT layer against a real mosquitto started per test on a free loopback port.
+
+use homelab::mqtt::{DeadLetter, Message, Mqtt, MqttConfig};
+use homelab::testkit::{Broker, Probe};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(broker: &Broker, service: &str) -> MqttConfig {
+    let dir = std::env::temp_dir();
+    MqttConfig::for_service(service, "0.0.0-test", &broker.settings(&dir))
+}
+
+#[derive(Debug, Deserialize)]
+struct Reading {
+    value: f64,
+}
+
+/// A handler that forwards what it gets, and the receiving end.
+fn forwarder<T: Send + 'static>() -> (
+    impl Fn(Message<T>) -> std::future::Ready<anyhow::Result<()>> + Send + Sync + 'static,
+    mpsc::UnboundedReceiver<Message<T>>,
+) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let handler = move |message: Message<T>| {
+        let _ = sender.send(message);
+        std::future::ready(Ok(()))
+    };
+    (handler, receiver)
+}
+
+/// SUBSCRIBE is asynchronous: publish a marker until it comes through, so the test
+/// proper starts with the subscription known to be in place.
+async fn until_subscribed<T>(
+    probe: &Probe,
+    topic: &str,
+    receiver: &mut mpsc::UnboundedReceiver<Message<T>>,
+) {
+    for _ in 0..100 {
+        probe
+            .publish_json(topic, &json!({"value": -1.0, "warm_up": true}))
+            .await;
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), receiver.recv()).await
+        {
+            // Let any further warm-up copies arrive and drop them.
+            while let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(150), receiver.recv()).await
+            {
+            }
+            return;
+        }
+    }
+    panic!("subscription on {topic} never became active");
+}
+
+#[tokio::test]
+async fn publish_wraps_the_payload_in_the_envelope() {
+    let broker = Broker::start();
+    let mut probe = Probe::connect(broker.port(), &["homelab/meter/#"]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "meter"));
+    assert!(mqtt.wait_connected(WAIT).await);
+
+    mqtt.publish("reading", &json!({"value": 1.5}))
+        .await
+        .unwrap();
+    let plain = probe
+        .wait_for("homelab/meter/reading", WAIT, |_| true)
+        .await
+        .expect("no reading");
+    assert_eq!(plain["value"], 1.5);
+    assert_eq!(plain["service"], "meter");
+    let stamp = plain["timestamp"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+        "{stamp}"
+    );
+    assert!(plain.get("trace_id").is_none());
+
+    homelab::envelope::with_trace_id(
+        "trace-42".into(),
+        mqtt.publish("reading", &json!({"value": 2})),
+    )
+    .await
+    .unwrap();
+    let traced = probe
+        .wait_for("homelab/meter/reading", WAIT, |_| true)
+        .await
+        .unwrap();
+    assert_eq!(traced["trace_id"], "trace-42");
+
+    assert!(
+        mqtt.publish("reading", &json!([1, 2])).await.is_err(),
+        "a non-object payload must be refused"
+    );
+    assert!(mqtt.metrics().messages_out() >= 2);
+    mqtt.disconnect(WAIT).await;
+}
+
+#[tokio::test]
+async fn wildcard_subscriptions_get_exactly_their_topics() {
+    let broker = Broker::start();
+    let probe = Probe::connect(broker.port(), &[]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "watcher"));
+    let (plus, mut plus_rx) = forwarder::<Reading>();
+    let (hash, mut hash_rx) = forwarder::<Reading>();
+    mqtt.subscribe("homelab/+/heartbeat", plus).await.unwrap();
+    mqtt.subscribe("homelab/garage/#", hash).await.unwrap();
+    until_subscribed(&probe, "homelab/warm/heartbeat", &mut plus_rx).await;
+    until_subscribed(&probe, "homelab/garage/warm", &mut hash_rx).await;
+
+    for (topic, value) in [
+        ("homelab/pv-forecast/heartbeat", 1.0),
+        ("homelab/garage/door/state", 2.0),
+        ("homelab/other/thing", 3.0),
+        ("homelab/pv-forecast/heartbeat/extra", 4.0),
+        ("homelab/garage", 5.0),
+    ] {
+        probe.publish_json(topic, &json!({"value": value})).await;
+    }
+    let mut plus_got = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(700), plus_rx.recv()).await
+    {
+        plus_got.push((message.topic, message.payload.value));
+    }
+    let mut hash_got = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(300), hash_rx.recv()).await
+    {
+        hash_got.push((message.topic, message.payload.value));
+    }
+    assert_eq!(
+        plus_got,
+        vec![("homelab/pv-forecast/heartbeat".to_string(), 1.0)]
+    );
+    // `#` also matches the parent level itself.
+    assert_eq!(
+        hash_got,
+        vec![
+            ("homelab/garage/door/state".to_string(), 2.0),
+            ("homelab/garage".to_string(), 5.0)
+        ]
+    );
+    assert!(mqtt
+        .subscribe("homelab/#/bad", forwarder::<Reading>().0)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_handler_continues_the_trace_of_the_message_it_handles() {
+    let broker = Broker::start();
+    let mut probe = Probe::connect(broker.port(), &["homelab/responder/answer"]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "responder"));
+    let replier = mqtt.clone();
+    let (ready, mut ready_rx) = forwarder::<serde_json::Value>();
+    mqtt.subscribe("homelab/asker/warm", ready).await.unwrap();
+    mqtt.subscribe(
+        "homelab/asker/question",
+        move |message: Message<serde_json::Value>| {
+            let replier = replier.clone();
+            async move {
+                assert_eq!(message.trace_id.as_deref(), Some("abc-123"));
+                replier.publish("answer", &json!({"answer": 42})).await?;
+                Ok(())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    until_subscribed(&probe, "homelab/asker/warm", &mut ready_rx).await;
+    probe
+        .publish_json(
+            "homelab/asker/question",
+            &json!({"q": "?", "trace_id": "abc-123"}),
+        )
+        .await;
+    let answer = probe
+        .wait_for("homelab/responder/answer", WAIT, |_| true)
+        .await
+        .expect("no answer");
+    assert_eq!(answer["trace_id"], "abc-123");
+    assert_eq!(answer["answer"], 42);
+}
+
+#[derive(Debug, Deserialize)]
+struct Command {
+    command: String,
+}
+
+#[tokio::test]
+async fn bad_messages_go_to_the_dead_letter_topic_and_handling_goes_on() {
+    let broker = Broker::start();
+    let mut probe = Probe::connect(broker.port(), &["homelab/errors/worker"]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "worker"));
+    let (handled_tx, mut handled) = mpsc::unbounded_channel::<String>();
+    mqtt.subscribe("homelab/worker/in", move |message: Message<Command>| {
+        let handled_tx = handled_tx.clone();
+        async move {
+            match message.payload.command.as_str() {
+                "boom" => panic!("exploded on purpose"),
+                "fail" => anyhow::bail!("cannot do {:?}", message.payload.command),
+                other => {
+                    let _ = handled_tx.send(other.to_string());
+                    Ok(())
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        probe
+            .publish_json("homelab/worker/in", &json!({"command": "warm"}))
+            .await;
+        if tokio::time::timeout(Duration::from_millis(100), handled.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+    }
+    while tokio::time::timeout(Duration::from_millis(150), handled.recv())
+        .await
+        .is_ok()
+    {}
+
+    let huge = format!("{{\"command\": \"{}", "x".repeat(100_000)); // unterminated: malformed
+    probe
+        .publish(
+            "homelab/worker/in",
+            "{not json",
+            homelab::QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    probe
+        .publish_json("homelab/worker/in", &json!({"command": "boom"}))
+        .await;
+    probe
+        .publish_json("homelab/worker/in", &json!({"command": "fail"}))
+        .await;
+    probe
+        .publish(
+            "homelab/worker/in",
+            huge.clone(),
+            homelab::QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    probe
+        .publish_json("homelab/worker/in", &json!({"command": "after"}))
+        .await;
+
+    let mut letters = Vec::new();
+    while letters.len() < 4 {
+        let message = probe.next(WAIT).await.expect("missing dead letters");
+        let letter: DeadLetter = serde_json::from_slice(&message.payload).unwrap();
+        letters.push(letter);
+    }
+    let kinds: Vec<_> = letters
+        .iter()
+        .map(|letter| letter.error_type.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "parse_error",
+            "handler_panic",
+            "handler_error",
+            "parse_error"
+        ]
+    );
+    assert_eq!(letters[0].original_topic, "homelab/worker/in");
+    assert_eq!(letters[0].payload, "{not json");
+    assert!(letters[0].error.contains("Command"), "{}", letters[0].error);
+    assert!(
+        letters[1].error.contains("exploded on purpose"),
+        "{}",
+        letters[1].error
+    );
+    assert!(
+        letters[2].error.contains("cannot do \"fail\""),
+        "{}",
+        letters[2].error
+    );
+    assert_eq!(letters[3].payload.len(), 64 * 1024);
+    assert_eq!(letters[3].payload_bytes, huge.len());
+    assert!(letters
+        .iter()
+        .all(|letter| letter.service == "worker" && !letter.timestamp.is_empty()));
+
+    let after = tokio::time::timeout(WAIT, handled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, "after", "the service must keep handling messages");
+    assert_eq!(mqtt.metrics().dead_letters(), 4);
+    assert_eq!(mqtt.metrics().handler_errors(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_handler_does_not_hold_up_other_subscriptions() {
+    let broker = Broker::start();
+    let probe = Probe::connect(broker.port(), &[]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "busy"));
+    let release = Arc::new(Notify::new());
+    let (slow_done_tx, mut slow_done) = mpsc::unbounded_channel::<()>();
+    let (slow_started_tx, mut slow_started) = mpsc::unbounded_channel::<()>();
+    let gate = release.clone();
+    mqtt.subscribe("homelab/busy/slow", move |_: Message<serde_json::Value>| {
+        let gate = gate.clone();
+        let started = slow_started_tx.clone();
+        let done = slow_done_tx.clone();
+        async move {
+            let _ = started.send(());
+            gate.notified().await; // blocked until the fast message got through
+            let _ = done.send(());
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    let (fast, mut fast_rx) = forwarder::<Reading>();
+    mqtt.subscribe("homelab/busy/fast", fast).await.unwrap();
+    until_subscribed(&probe, "homelab/busy/fast", &mut fast_rx).await;
+
+    probe.publish_json("homelab/busy/slow", &json!({})).await;
+    tokio::time::timeout(WAIT, slow_started.recv())
+        .await
+        .expect("slow handler never ran");
+    probe
+        .publish_json("homelab/busy/fast", &json!({"value": 7}))
+        .await;
+    let fast_message = tokio::time::timeout(WAIT, fast_rx.recv())
+        .await
+        .expect("the fast subscription was stalled by the slow handler")
+        .unwrap();
+    assert_eq!(fast_message.payload.value, 7.0);
+    assert!(
+        slow_done.try_recv().is_err(),
+        "the slow handler is still blocked at this point"
+    );
+    release.notify_one();
+    tokio::time::timeout(WAIT, slow_done.recv())
+        .await
+        .expect("slow handler finished");
+}
+
+fn ids(received: &[Message<serde_json::Value>]) -> BTreeSet<u64> {
+    received
+        .iter()
+        .filter_map(|message| message.payload["n"].as_u64())
+        .collect()
+}
+
+#[tokio::test]
+async fn no_qos1_message_is_lost_across_a_broker_restart() {
+    let mut broker = Broker::start();
+    let mqtt = Mqtt::connect(&config(&broker, "survivor"));
+    let (handler, mut received) = forwarder::<serde_json::Value>();
+    mqtt.subscribe("homelab/sensor/#", handler).await.unwrap();
+    {
+        let probe = Probe::connect(broker.port(), &[]).await;
+        for _ in 0..100 {
+            probe
+                .publish_json("homelab/sensor/warm", &json!({"warm_up": true}))
+                .await;
+            if tokio::time::timeout(Duration::from_millis(100), received.recv())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+        }
+    }
+    while tokio::time::timeout(Duration::from_millis(200), received.recv())
+        .await
+        .is_ok()
+    {}
+
+    broker.stop();
+    for _ in 0..100 {
+        if !mqtt.is_connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !mqtt.is_connected(),
+        "the client should notice the broker is gone"
+    );
+    // Let the client's backoff grow so that the messages below are published while it is away.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker.start_again();
+
+    let probe = Probe::connect(broker.port(), &[]).await;
+    for n in 0..50u64 {
+        probe
+            .publish_json(&format!("homelab/sensor/{}", n % 5), &json!({"n": n}))
+            .await;
+    }
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ids(&got).len() < 50 && tokio::time::Instant::now() < deadline {
+        if let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(500), received.recv()).await
+        {
+            got.push(message);
+        }
+    }
+    let missing: Vec<u64> = (0..50).filter(|n| !ids(&got).contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "lost QoS 1 messages {missing:?}\n{}",
+        broker.log()
+    );
+    assert!(mqtt.is_connected());
+    assert!(mqtt.metrics().reconnects() >= 1);
+}
+
+#[tokio::test]
+async fn subscriptions_are_restored_when_the_broker_forgot_the_session() {
+    let mut broker = Broker::start();
+    let mqtt = Mqtt::connect(&config(&broker, "forgotten"));
+    let (handler, mut received) = forwarder::<serde_json::Value>();
+    mqtt.subscribe("homelab/+/event", handler).await.unwrap();
+    assert!(mqtt.wait_connected(WAIT).await);
+
+    broker.crash_and_lose_sessions();
+    // Wait for the drop to be noticed and the reconnect to complete.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while mqtt.metrics().reconnects() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mqtt.metrics().reconnects(), 1, "{}", broker.log());
+
+    let probe = Probe::connect(broker.port(), &[]).await;
+    let mut arrived = false;
+    for _ in 0..50 {
+        probe
+            .publish_json("homelab/any/event", &json!({"n": 1}))
+            .await;
+        if tokio::time::timeout(Duration::from_millis(200), received.recv())
+            .await
+            .is_ok()
+        {
+            arrived = true;
+            break;
+        }
+    }
+    assert!(
+        arrived,
+        "the subscription was not restored:\n{}",
+        broker.log()
+    );
+}
