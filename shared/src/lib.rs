@@ -4,6 +4,11 @@
 //! The runtime gives it settings (env + `.env`), logging, an MQTT connection with a
 //! last will, heartbeats, a state file, a health file and a `diagnose` command.
 
+// The README's service example is compiled as a doctest, so it cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod diagnose;
 pub mod envelope;
 pub mod health;

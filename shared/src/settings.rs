@@ -215,7 +215,7 @@ impl SettingsSource {
                 key: Some(key),
                 expected,
                 ..
-            } => (key.clone(), (*expected).to_string()),
+            } => (key.clone(), format!("expected {expected}")),
             ConfigError::At {
                 key: Some(key),
                 error,
@@ -301,7 +301,7 @@ mod tests {
             .to_string();
         assert!(error.contains("MQTT_PORT"), "{error}");
         assert!(error.contains("\"abc\""), "{error}");
-        assert!(error.contains("integer"), "{error}");
+        assert!(error.contains("expected an integer"), "{error}");
         assert!(!error.contains('\n'));
     }
 

@@ -116,7 +116,7 @@ impl Worker {
             }
             Err(join_error) if join_error.is_panic() => {
                 self.shared.metrics.count_handler_error();
-                let reason = panic_message(join_error.into_panic());
+                let reason = panic_message(&*join_error.into_panic());
                 self.dead_letter(incoming, "handler_panic", reason).await;
             }
             Err(_) => {} // cancelled: the runtime is shutting down
@@ -162,7 +162,7 @@ fn short_type_name<T>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         format!("handler panicked: {text}")
     } else if let Some(text) = payload.downcast_ref::<String>() {

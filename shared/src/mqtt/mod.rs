@@ -157,6 +157,12 @@ pub(crate) struct Shared {
     pub(crate) last_error: Mutex<Option<String>>,
 }
 
+/// The event loop task and the token that tells it we are closing.
+struct Connection {
+    task: JoinHandle<()>,
+    closing: tokio_util::sync::CancellationToken,
+}
+
 /// The handle services use. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
 pub struct Mqtt {
@@ -164,7 +170,8 @@ pub struct Mqtt {
     client: AsyncClient,
     shared: Arc<Shared>,
     connected: watch::Receiver<bool>,
-    task: Arc<Mutex<Option<(JoinHandle<()>, tokio_util::sync::CancellationToken)>>>,
+    /// Taken by the first `disconnect`.
+    connection: Arc<Mutex<Option<Connection>>>,
 }
 
 impl std::fmt::Debug for Mqtt {
@@ -204,7 +211,10 @@ impl Mqtt {
             client,
             shared,
             connected,
-            task: Arc::new(Mutex::new(Some((handle, closing)))),
+            connection: Arc::new(Mutex::new(Some(Connection {
+                task: handle,
+                closing,
+            }))),
         }
     }
 
@@ -337,8 +347,12 @@ impl Mqtt {
     /// Sends DISCONNECT (so the broker does not publish the last will) and waits for
     /// the connection to close, at most `timeout`. Messages queued before it go first.
     pub async fn disconnect(&self, timeout: Duration) {
-        let task = self.task.lock().expect("poisoned").take();
-        let Some((mut handle, closing)) = task else {
+        let connection = self.connection.lock().expect("poisoned").take();
+        let Some(Connection {
+            task: mut handle,
+            closing,
+        }) = connection
+        else {
             return;
         };
         let _ = self.client.try_disconnect();
