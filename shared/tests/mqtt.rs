@@ -22,6 +22,8 @@ struct Reading {
 }
 
 /// A handler that forwards what it gets, and the receiving end.
+// The handler is an unnameable closure type; boxing it just to name it would test a different path.
+#[allow(clippy::type_complexity)]
 fn forwarder<T: Send + 'static>() -> (
     impl Fn(Message<T>) -> std::future::Ready<anyhow::Result<()>> + Send + Sync + 'static,
     mpsc::UnboundedReceiver<Message<T>>,
