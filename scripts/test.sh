@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need on a fresh
+# Debian machine, then fmt check, clippy -D warnings, every test, shellcheck.
+set -euo pipefail
+
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  cat <<'USAGE'
+usage: scripts/test.sh
+Installs mosquitto and shellcheck with apt when missing, then runs
+cargo fmt --check, cargo clippy -D warnings, the workspace's tests
+(cargo nextest, or cargo test without it) and shellcheck on every script.
+USAGE
+  exit 0
+fi
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=()
+  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+echo "== shellcheck"
+shellcheck scripts/*.sh .ci/run
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --no-fail-fast
+  cargo test --workspace --all-features --doc # nextest does not run doctests
+else
+  cargo test --workspace --all-features --no-fail-fast
+fi
+echo "== local run smoke test"
+scripts/run-local.sh --duration 4 >target/run-local-smoke.log 2>&1 || {
+  cat target/run-local-smoke.log
+  exit 1
+}
+grep -q "service_started" target/run-local-smoke.log || {
+  echo "run-local.sh did not start example-service:"
+  cat target/run-local-smoke.log
+  exit 1
+}
+echo "all checks passed"
