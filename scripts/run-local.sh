@@ -85,7 +85,7 @@ for service in "${services[@]}"; do
   (
     export MQTT_HOST=127.0.0.1 MQTT_PORT="$port" DATA_DIR="$run_dir/data/$service"
     export LOG_FORMAT=pretty HEARTBEAT_INTERVAL_SECONDS="${HEARTBEAT_INTERVAL_SECONDS:-10}"
-    exec "target/debug/$service" run
+    exec "${CARGO_TARGET_DIR:-$root/target}/debug/$service" run
   ) > >(tee -a "$run_dir/logs/$service.log") 2>&1 &
   pids+=($!) # the service itself, not tee: SIGTERM must reach it
 done

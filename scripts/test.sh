@@ -39,13 +39,15 @@ else
   cargo test --workspace --all-features --no-fail-fast
 fi
 echo "== local run smoke test"
-scripts/run-local.sh --duration 4 >target/run-local-smoke.log 2>&1 || {
-  cat target/run-local-smoke.log
+smoke_log="$(mktemp)"
+scripts/run-local.sh --duration 4 >"$smoke_log" 2>&1 || {
+  cat "$smoke_log"
   exit 1
 }
-grep -q "service_started" target/run-local-smoke.log || {
+grep -q "service_started" "$smoke_log" || {
   echo "run-local.sh did not start example-service:"
-  cat target/run-local-smoke.log
+  cat "$smoke_log"
   exit 1
 }
+rm -f "$smoke_log"
 echo "all checks passed"
