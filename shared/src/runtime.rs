@@ -42,6 +42,8 @@ enum Command {
     },
     /// Exit 0 when the last successful cycle is recent (Docker HEALTHCHECK).
     Healthcheck,
+    /// List the environment variables this service reads, one per line.
+    Settings,
 }
 
 /// The whole `main` of a service.
@@ -58,6 +60,15 @@ pub fn run<S: Service>() -> ExitCode {
         Command::Healthcheck => healthcheck::<S>(),
         Command::Diagnose { steps, json } => diagnose::<S>(&steps, json),
         Command::Run => serve_main::<S>(),
+        Command::Settings => {
+            for name in settings::variable_names::<settings::CommonSettings>()
+                .into_iter()
+                .chain(settings::variable_names::<S::Settings>())
+            {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

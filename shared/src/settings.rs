@@ -377,3 +377,82 @@ mod tests {
         assert!(!shown.contains("tok-abcdef"), "{shown}");
     }
 }
+
+/// The environment variables a settings struct reads, upper-case, in field order.
+///
+/// Asks serde itself: a derived `Deserialize` hands its field names to
+/// `deserialize_struct`, which this deserializer records and then declines.
+pub fn variable_names<S: DeserializeOwned>() -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = S::deserialize(FieldNames(&mut names));
+    names.iter().map(|name| name.to_ascii_uppercase()).collect()
+}
+
+struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+#[derive(Debug)]
+struct Declined;
+
+impl fmt::Display for Declined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field names recorded")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+impl serde::de::Error for Declined {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Declined
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = Declined;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Declined> {
+        Err(Declined)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Declined> {
+        self.0.extend_from_slice(fields);
+        Err(Declined)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[cfg(test)]
+mod names_tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    #[serde(default)]
+    #[derive(Default)]
+    struct Own {
+        garage_poll_seconds: u64,
+        garage_entity: String,
+    }
+
+    #[test]
+    fn variable_names_come_from_the_struct_fields() {
+        assert_eq!(
+            variable_names::<Own>(),
+            ["GARAGE_POLL_SECONDS", "GARAGE_ENTITY"]
+        );
+        let common = variable_names::<CommonSettings>();
+        assert!(common.contains(&"MQTT_PORT".to_string()));
+        assert!(common.contains(&"HEALTHCHECK_MAX_AGE_SECONDS".to_string()));
+        assert_eq!(common.len(), 18);
+    }
+}

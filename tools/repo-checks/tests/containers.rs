@@ -1,0 +1,340 @@
+//! Every Dockerfile and docker-compose.yml, checked statically: there is no Docker
+//! engine here, so these files must be right by construction. Nothing here claims an
+//! image was built.
+
+use repo_checks::{
+    exec_form, parse_dockerfile, repo_root, service_names, split_flags, Instruction,
+};
+use serde_norway::Value;
+use std::collections::BTreeSet;
+
+fn dockerfile(path: &str) -> Vec<Instruction> {
+    let text = std::fs::read_to_string(repo_root().join(path))
+        .unwrap_or_else(|_| panic!("{path} missing"));
+    parse_dockerfile(&text)
+}
+
+fn last_stage(instructions: &[Instruction]) -> Vec<&Instruction> {
+    let last = instructions.iter().map(|i| i.stage).max().unwrap();
+    instructions.iter().filter(|i| i.stage == last).collect()
+}
+
+#[test]
+fn the_base_image_has_chef_planner_and_cook_stages() {
+    let base = dockerfile("base/Dockerfile");
+    let froms: Vec<&str> = base
+        .iter()
+        .filter(|i| i.keyword == "FROM")
+        .map(|i| i.arguments.as_str())
+        .collect();
+    assert!(
+        froms[0].starts_with("rust:") && froms[0].ends_with(" AS chef"),
+        "{froms:?}"
+    );
+    assert!(
+        froms.contains(&"chef AS planner") && froms.contains(&"chef AS base"),
+        "{froms:?}"
+    );
+    let runs: Vec<&str> = base
+        .iter()
+        .filter(|i| i.keyword == "RUN")
+        .map(|i| i.arguments.as_str())
+        .collect();
+    assert!(runs
+        .iter()
+        .any(|run| run.contains("cargo install cargo-chef --locked")));
+    assert!(runs.iter().any(|run| run.contains("cargo chef prepare")));
+    assert!(runs
+        .iter()
+        .any(|run| run.contains("cargo chef cook --release")));
+    // The same WORKDIR in every stage comes from the chef stage they all start from.
+    assert!(base
+        .iter()
+        .any(|i| i.keyword == "WORKDIR" && i.arguments == "/app" && i.stage == 0));
+    let script = std::fs::read_to_string(repo_root().join("scripts/build-base.sh")).unwrap();
+    assert!(script.contains("--tag homelab-base:latest") && script.contains("base/Dockerfile"));
+}
+
+#[test]
+fn every_service_image_is_chef_built_distroless_nonroot_and_checks_itself() {
+    let services = service_names();
+    assert!(services.contains(&"example-service".to_string()));
+    for name in services {
+        let path = format!("services/{name}/Dockerfile");
+        let file = dockerfile(&path);
+        let froms: Vec<&Instruction> = file.iter().filter(|i| i.keyword == "FROM").collect();
+        assert!(
+            froms[..froms.len() - 1]
+                .iter()
+                .all(|from| from.arguments.starts_with("homelab-base:latest")),
+            "{path}: build stages must start FROM homelab-base:latest"
+        );
+        let runs: Vec<&str> = file
+            .iter()
+            .filter(|i| i.keyword == "RUN")
+            .map(|i| i.arguments.as_str())
+            .collect();
+        assert!(
+            runs.iter()
+                .any(|run| run.contains("cargo chef cook --release")),
+            "{path}: no cook"
+        );
+        assert!(
+            runs.iter()
+                .any(|run| run.contains("cargo build --release --locked")
+                    && run.contains(&format!("--bin {name}"))),
+            "{path}: must build only its own binary in release"
+        );
+
+        let runtime = last_stage(&file);
+        let image = &runtime[0].arguments;
+        assert!(
+            image.starts_with("gcr.io/distroless/"),
+            "{path}: runtime {image} is not distroless"
+        );
+        assert!(
+            image.ends_with(":nonroot"),
+            "{path}: runtime {image} is not the nonroot variant"
+        );
+        let find = |keyword: &str| {
+            runtime
+                .iter()
+                .find(|i| i.keyword == keyword)
+                .map(|i| i.arguments.clone())
+        };
+        assert_eq!(find("USER").as_deref(), Some("nonroot"), "{path}");
+        assert_eq!(find("WORKDIR").as_deref(), Some("/app"), "{path}");
+        assert!(
+            runtime.iter().all(|i| i.keyword != "RUN"),
+            "{path}: distroless has no shell to RUN"
+        );
+
+        let binary = format!("/app/{name}");
+        let (flags, command) =
+            split_flags(&find("HEALTHCHECK").unwrap_or_else(|| panic!("{path}: no HEALTHCHECK")));
+        let flags: BTreeSet<(String, String)> = flags.into_iter().collect();
+        let expected: BTreeSet<(String, String)> = [
+            ("interval", "60s"),
+            ("timeout", "5s"),
+            ("start-period", "120s"),
+            ("retries", "3"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(flags, expected, "{path}");
+        let check =
+            exec_form(command.strip_prefix("CMD ").expect("HEALTHCHECK CMD")).expect("exec form");
+        assert_eq!(
+            check,
+            [binary.clone(), "healthcheck".into()],
+            "{path}: its own healthcheck subcommand"
+        );
+        let entrypoint =
+            exec_form(&find("ENTRYPOINT").expect("ENTRYPOINT")).expect("exec-form ENTRYPOINT");
+        assert_eq!(
+            entrypoint,
+            std::slice::from_ref(&binary),
+            "{path}: the binary is the entrypoint, so `run … diagnose` works"
+        );
+        assert!(
+            runtime
+                .iter()
+                .any(|i| i.keyword == "COPY" && i.arguments.ends_with(&binary)),
+            "{path}: the binary is copied to {binary}"
+        );
+        assert!(
+            runtime.iter().any(|i| i.keyword == "COPY"
+                && i.arguments.contains("--chown=65532:65532")
+                && i.arguments.ends_with("/app/data")),
+            "{path}: /app/data must belong to nonroot (uid 65532)"
+        );
+    }
+}
+
+#[test]
+fn the_build_context_keeps_secrets_and_build_output_out() {
+    let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).unwrap();
+    let lines: BTreeSet<&str> = ignore.lines().map(str::trim).collect();
+    for needed in ["target/", ".env", ".sops/", ".git/"] {
+        assert!(lines.contains(needed), ".dockerignore lacks {needed}");
+    }
+}
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
+    let mut value: Value =
+        serde_norway::from_str(&text).expect("docker-compose.yml is not valid YAML");
+    value.apply_merge().expect("YAML merge keys");
+    value
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_sequence()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn mebibytes(limit: &str) -> f64 {
+    let (number, unit) = limit.split_at(
+        limit
+            .find(|c: char| c.is_alphabetic())
+            .unwrap_or(limit.len()),
+    );
+    let number: f64 = number.parse().unwrap();
+    match unit.to_ascii_lowercase().as_str() {
+        "k" | "kb" => number / 1024.0,
+        "m" | "mb" => number,
+        "g" | "gb" => number * 1024.0,
+        other => panic!("unknown unit {other:?} in mem_limit {limit}"),
+    }
+}
+
+#[test]
+fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().expect("services");
+    let declared_volumes = compose["volumes"].as_mapping().expect("volumes");
+    let infrastructure: BTreeSet<&str> = ["mqtt", "influxdb", "jaeger"].into();
+    let in_compose: BTreeSet<String> = services
+        .keys()
+        .filter_map(|key| key.as_str())
+        .filter(|name| !infrastructure.contains(name))
+        .map(str::to_string)
+        .collect();
+    let folders: BTreeSet<String> = service_names().into_iter().collect();
+    assert_eq!(
+        in_compose, folders,
+        "compose services and services/ folders differ"
+    );
+
+    for name in &folders {
+        let service = &services[name.as_str()];
+        let at = |key: &str| &service[key];
+        assert_eq!(
+            at("build")["context"].as_str(),
+            Some("."),
+            "{name}: build context = repo root"
+        );
+        assert_eq!(
+            at("build")["dockerfile"].as_str(),
+            Some(format!("services/{name}/Dockerfile").as_str()),
+            "{name}"
+        );
+        assert_eq!(at("env_file").as_str(), Some(".env"), "{name}");
+        assert_eq!(at("restart").as_str(), Some("unless-stopped"), "{name}");
+        assert_eq!(at("read_only").as_bool(), Some(true), "{name}");
+        assert!(
+            strings(at("tmpfs")).contains(&"/tmp".to_string()),
+            "{name}: tmpfs /tmp"
+        );
+        assert!(
+            strings(at("security_opt")).contains(&"no-new-privileges:true".to_string()),
+            "{name}"
+        );
+        assert_eq!(strings(at("networks")), ["homelab"], "{name}");
+        assert_eq!(
+            at("depends_on")["mqtt"]["condition"].as_str(),
+            Some("service_healthy"),
+            "{name}"
+        );
+        let limit = at("mem_limit")
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no mem_limit"));
+        assert!(
+            mebibytes(limit) <= 256.0,
+            "{name}: mem_limit {limit} is not small"
+        );
+        let data_volume = strings(at("volumes"))
+            .into_iter()
+            .find(|volume| volume.ends_with(":/app/data"))
+            .unwrap_or_else(|| panic!("{name}: no volume at /app/data"));
+        let volume_name = data_volume.trim_end_matches(":/app/data");
+        assert!(
+            declared_volumes.contains_key(volume_name),
+            "{name}: /app/data must be a named volume, {volume_name} is not declared"
+        );
+        if name != "dashboard" {
+            assert!(
+                service.get("ports").is_none(),
+                "{name} publishes ports; only the dashboard may"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_infrastructure_services_are_configured_as_documented() {
+    let compose = compose();
+    let services = &compose["services"];
+    let mqtt = &services["mqtt"];
+    assert_eq!(mqtt["image"].as_str(), Some("eclipse-mosquitto:2"));
+    assert!(
+        mqtt.get("healthcheck").is_some(),
+        "mqtt needs a healthcheck for depends_on"
+    );
+    assert!(mqtt.get("ports").is_none());
+    assert!(strings(&mqtt["volumes"])
+        .iter()
+        .any(|v| v.starts_with("./infrastructure/mosquitto/mosquitto.conf:")));
+    assert_eq!(strings(&services["influxdb"]["profiles"]), ["influxdb"]);
+    assert!(services["influxdb"]["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("influxdb:2"));
+    assert_eq!(strings(&services["jaeger"]["profiles"]), ["tracing"]);
+    assert!(strings(&services["jaeger"]["expose"]).contains(&"4317".to_string()));
+    assert_eq!(
+        services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"].as_str(),
+        Some("true")
+    );
+    for (name, service) in services.as_mapping().unwrap() {
+        assert_eq!(
+            strings(&service["networks"]),
+            ["homelab"],
+            "{name:?} must be on the homelab network"
+        );
+    }
+    assert_eq!(
+        compose["networks"]["homelab"]["driver"].as_str(),
+        Some("bridge")
+    );
+
+    let conf = std::fs::read_to_string(repo_root().join("infrastructure/mosquitto/mosquitto.conf"))
+        .unwrap();
+    assert!(conf
+        .lines()
+        .any(|line| line.trim() == "allow_anonymous false"));
+    assert!(conf.lines().any(|line| line.trim() == "persistence true"));
+}
+
+#[test]
+fn the_dev_override_is_valid_and_publishes_only_to_loopback() {
+    let text =
+        std::fs::read_to_string(repo_root().join("docker-compose.override.example.yml")).unwrap();
+    let value: Value = serde_norway::from_str(&text).unwrap();
+    let compose = compose();
+    for (name, service) in value["services"].as_mapping().unwrap() {
+        assert!(
+            compose["services"].get(name).is_some(),
+            "override names unknown service {name:?}"
+        );
+        for port in strings(&service["ports"]) {
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?}: {port} should bind to loopback"
+            );
+        }
+    }
+    assert!(
+        text.contains("LOG_LEVEL: debug")
+            && text.contains("16686")
+            && text.contains("cargo run -p")
+    );
+}
