@@ -46,7 +46,7 @@ pub(crate) struct ExampleService {
 impl Service for ExampleService {
     const NAME: &'static str = "example-service";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const ABOUT: &'static str = "The template service: answers pings, ticks, keeps state.";
+    const ABOUT: &'static str = "Answers pings, publishes a tick every interval, keeps its state.";
     type Settings = ExampleSettings;
 
     fn new(ctx: &Context<ExampleSettings>) -> anyhow::Result<Self> {
