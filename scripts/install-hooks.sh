@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs a git pre-commit hook that refuses to commit secrets: a plain .env,
+# anything under .sops/ or credentials/, or a file holding an age private key.
+set -euo pipefail
+
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  cat <<'USAGE'
+usage: scripts/install-hooks.sh [--force]
+Writes the pre-commit hook of the current git repository. An existing hook that
+this script did not write is kept unless --force is given.
+USAGE
+  exit 0
+fi
+force="${1:-}"
+hooks_dir="$(git rev-parse --git-path hooks)"
+hook="$hooks_dir/pre-commit"
+marker="# homelab secret guard"
+if [[ -e "$hook" ]] && ! grep -qF "$marker" "$hook" && [[ "$force" != "--force" ]]; then
+  echo "install-hooks.sh: $hook exists and is not ours; rerun with --force to replace it" >&2
+  exit 1
+fi
+mkdir -p "$hooks_dir"
+cat >"$hook" <<'HOOK'
+#!/usr/bin/env bash
+# homelab secret guard (written by scripts/install-hooks.sh)
+set -euo pipefail
+refused=()
+while IFS= read -r -d '' path; do
+  case "$path" in
+    .env|*/.env) refused+=("$path: a plain .env (commit .env.enc, see scripts/secrets-encrypt.sh)") ; continue ;;
+    .sops/*|*/.sops/*) refused+=("$path: under .sops/ (the age private key lives there)") ; continue ;;
+    credentials/*|*/credentials/*) refused+=("$path: under credentials/") ; continue ;;
+  esac
+  if git show ":$path" 2>/dev/null | grep -q "AGE-SECRET-KEY-1"; then
+    refused+=("$path: looks like an age private key (AGE-SECRET-KEY-1…)")
+  fi
+done < <(git diff --cached --name-only --diff-filter=ACMR -z)
+if ((${#refused[@]})); then
+  echo "pre-commit: refusing to commit secrets:" >&2
+  printf '  %s\n' "${refused[@]}" >&2
+  echo "unstage them with: git restore --staged <file>" >&2
+  exit 1
+fi
+HOOK
+chmod +x "$hook"
+echo "installed $hook"
