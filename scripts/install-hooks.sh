@@ -31,7 +31,8 @@ while IFS= read -r -d '' path; do
     .sops/*|*/.sops/*) refused+=("$path: under .sops/ (the age private key lives there)") ; continue ;;
     credentials/*|*/credentials/*) refused+=("$path: under credentials/") ; continue ;;
   esac
-  if git show ":$path" 2>/dev/null | grep -q "AGE-SECRET-KEY-1"; then
+  # A whole key (prefix + 58 bech32 characters), not code or docs that name the prefix.
+  if git show ":$path" 2>/dev/null | grep -Eq "AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"; then
     refused+=("$path: looks like an age private key (AGE-SECRET-KEY-1…)")
   fi
 done < <(git diff --cached --name-only --diff-filter=ACMR -z)

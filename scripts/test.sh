@@ -25,12 +25,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The independent SOPS implementation for the compatibility test (pinned, lockfile).
+if [[ ! -f tools/sops-dotenv/compat/node_modules/sops-age/package.json ]]; then
+  echo "installing the npm packages of tools/sops-dotenv/compat"
+  (cd tools/sops-dotenv/compat && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== shellcheck"
-shellcheck scripts/*.sh .ci/run infrastructure/mosquitto/entrypoint.sh
+shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run infrastructure/mosquitto/entrypoint.sh
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast
