@@ -25,6 +25,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Home Assistant core for the HA client tests, cached outside git; reinstalled when
+# scripts/ha-test-requirements.txt changes.
+ha_venv="${HOMELAB_HA_VENV:-$HOME/.cache/homelab/ha-venv}"
+ha_stamp="$ha_venv/.requirements.sha256"
+ha_wanted="$(sha256sum scripts/ha-test-requirements.txt | cut -d' ' -f1)"
+if [[ ! -x "$ha_venv/bin/hass" || "$(cat "$ha_stamp" 2>/dev/null)" != "$ha_wanted" ]]; then
+  echo "installing Home Assistant core into $ha_venv (once; a few minutes)"
+  python3 -m venv "$ha_venv"
+  "$ha_venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/ha-test-requirements.txt
+  echo "$ha_wanted" >"$ha_stamp"
+fi
+
 # The independent SOPS implementation for the compatibility test (pinned, lockfile).
 if [[ ! -f tools/sops-dotenv/compat/node_modules/sops-age/package.json ]]; then
   echo "installing the npm packages of tools/sops-dotenv/compat"

@@ -11,6 +11,7 @@ pub struct ReadmeDoctests;
 
 pub mod diagnose;
 pub mod envelope;
+pub mod ha;
 pub mod health;
 pub mod heartbeat;
 pub mod logging;

@@ -3,6 +3,10 @@
 //! Only built with the `testkit` feature (dev-dependencies). Nothing here mocks
 //! the broker: tests talk to the same mosquitto that runs in production.
 
+mod ha;
+
+pub use ha::{ha_venv, HomeAssistantCore};
+
 use crate::settings::CommonSettings;
 use bytes::Bytes;
 use nix::sys::signal::{kill, Signal};
