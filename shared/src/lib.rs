@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod ha;
 pub mod health;
 pub mod heartbeat;
+pub mod http;
 pub mod logging;
 pub mod mqtt;
 pub mod retry;

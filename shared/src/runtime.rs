@@ -5,6 +5,7 @@
 
 use crate::diagnose::{self, Check, Step};
 use crate::heartbeat;
+use crate::http::HttpState;
 use crate::mqtt::{Mqtt, MqttConfig, QoS};
 use crate::service::{Context, Service};
 use crate::settings::{self, Settings, SettingsError};
@@ -189,7 +190,21 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         S::VERSION,
         &settings.common,
     ));
+    let http = (settings.common.http_port > 0).then(|| HttpState {
+        service: S::NAME,
+        version: S::VERSION,
+        started,
+        data_dir: settings.common.data_dir.clone(),
+        healthcheck_max_age: Duration::from_secs(settings.common.healthcheck_max_age_seconds),
+        mqtt: mqtt.clone(),
+        ha: None,
+    });
+    let http_port = settings.common.http_port;
     let ctx = Context::new(S::NAME, Arc::new(settings), mqtt.clone(), shutdown.clone());
+    if let Some(mut state) = http {
+        state.ha = Some(ctx.home_assistant().clone());
+        tokio::spawn(crate::http::serve(state, http_port, shutdown.clone()));
+    }
 
     let outcome = match S::new(&ctx) {
         Ok(service) => {

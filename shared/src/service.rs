@@ -1,6 +1,7 @@
 //! What a service implements, and what the runtime hands it.
 
 use crate::diagnose::Step;
+use crate::ha::HomeAssistant;
 use crate::health;
 use crate::mqtt::{Message, Mqtt, MqttError};
 use crate::settings::{CommonSettings, Settings};
@@ -94,6 +95,7 @@ pub struct Context<S> {
     name: &'static str,
     settings: Arc<Settings<S>>,
     mqtt: Mqtt,
+    ha: HomeAssistant,
     shutdown: CancellationToken,
 }
 
@@ -103,6 +105,7 @@ impl<S> Clone for Context<S> {
             name: self.name,
             settings: self.settings.clone(),
             mqtt: self.mqtt.clone(),
+            ha: self.ha.clone(),
             shutdown: self.shutdown.clone(),
         }
     }
@@ -115,10 +118,12 @@ impl<S> Context<S> {
         mqtt: Mqtt,
         shutdown: CancellationToken,
     ) -> Self {
+        let ha = HomeAssistant::from_settings(&settings.common);
         Self {
             name,
             settings,
             mqtt,
+            ha,
             shutdown,
         }
     }
@@ -138,6 +143,11 @@ impl<S> Context<S> {
 
     pub fn mqtt(&self) -> &Mqtt {
         &self.mqtt
+    }
+
+    /// Home Assistant at `HA_URL` with `HA_TOKEN`; nothing connects until the first call.
+    pub fn home_assistant(&self) -> &HomeAssistant {
+        &self.ha
     }
 
     /// Cancelled on SIGTERM/SIGINT; `run` should return soon after.

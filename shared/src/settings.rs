@@ -37,6 +37,8 @@ pub struct CommonSettings {
     pub safe_mode_entity: String,
     pub data_dir: PathBuf,
     pub healthcheck_max_age_seconds: u64,
+    /// Port of /healthz, /readyz and /metrics; 0 (the default) serves nothing.
+    pub http_port: u16,
 }
 
 impl Default for CommonSettings {
@@ -60,6 +62,7 @@ impl Default for CommonSettings {
             safe_mode_entity: "input_boolean.homelab_safe_mode".into(),
             data_dir: PathBuf::from("/app/data"),
             healthcheck_max_age_seconds: 300,
+            http_port: 0,
         }
     }
 }
@@ -453,6 +456,6 @@ mod names_tests {
         let common = variable_names::<CommonSettings>();
         assert!(common.contains(&"MQTT_PORT".to_string()));
         assert!(common.contains(&"HEALTHCHECK_MAX_AGE_SECONDS".to_string()));
-        assert_eq!(common.len(), 18);
+        assert_eq!(common.len(), 19);
     }
 }
