@@ -347,7 +347,15 @@ async fn healthcheck_follows_the_health_file() {
     let mut probe = Probe::connect(broker.port(), &["homelab/example-service/tick"]).await;
     let child = sandbox.start(broker.port(), &[]);
     tick_cycle(&mut probe).await;
-    let during = sandbox.output(broker.port(), &["healthcheck"], &[]);
+    // The cycle publishes its tick before it touches the health file: allow for that.
+    let deadline = Instant::now() + WAIT;
+    let during = loop {
+        let during = sandbox.output(broker.port(), &["healthcheck"], &[]);
+        if during.status.code() == Some(0) || Instant::now() > deadline {
+            break during;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(
         during.status.code(),
         Some(0),
