@@ -15,6 +15,7 @@ pub mod ha;
 pub mod health;
 pub mod heartbeat;
 pub mod http;
+pub mod influx;
 pub mod logging;
 pub mod mqtt;
 pub mod retry;
