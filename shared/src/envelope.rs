@@ -48,8 +48,15 @@ pub fn wrap(service: &str, payload: Value) -> Result<Map<String, Value>, Envelop
         .entry("timestamp")
         .or_insert_with(|| Value::String(now_iso()));
     object.insert("service".into(), Value::String(service.to_string()));
+    let exported = crate::telemetry::traceparent_of_current_span();
+    if let Some((traceparent, _)) = &exported {
+        object
+            .entry("traceparent")
+            .or_insert_with(|| Value::String(traceparent.clone()));
+    }
     if !object.contains_key("trace_id") {
-        if let Some(trace_id) = current_trace_id() {
+        // A trace id handed in by the message being handled wins; else the exported span's.
+        if let Some(trace_id) = current_trace_id().or(exported.map(|(_, trace_id)| trace_id)) {
             object.insert("trace_id".into(), Value::String(trace_id));
         }
     }

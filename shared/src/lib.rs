@@ -25,6 +25,7 @@ pub mod service;
 pub mod settings;
 mod shutdown;
 pub mod state;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -2,13 +2,16 @@
 //! and the service name on every line (a container's logs are read side by side).
 
 use crate::settings::{LogFormat, SettingsError};
+use crate::telemetry::TelemetryGuard;
 use std::fmt;
 use std::io::IsTerminal;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// Translates the Python system's level names (`WARNING`, `CRITICAL`) and any
 /// `EnvFilter` directive into a filter, or says which value was wrong.
@@ -34,15 +37,19 @@ pub fn filter_for(level: &str) -> Result<EnvFilter, SettingsError> {
     EnvFilter::try_new(&normalised).map_err(|_| invalid())
 }
 
-/// Installs the global subscriber. Call once, before anything logs.
-pub fn init(service: &'static str, level: &str, format: LogFormat) -> Result<(), SettingsError> {
+/// Installs the global subscriber: `LOG_LEVEL` filter, `pretty`/`json` lines on
+/// stderr and, when `otlp_endpoint` is given, span export over OTLP gRPC. Call once,
+/// inside the tokio runtime; keep the guard until the runtime's work is done.
+pub fn init(
+    service: &'static str,
+    level: &str,
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<TelemetryGuard>, SettingsError> {
     let filter = filter_for(level)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests that run several services in one process) keeps the first.
-    let _ = match format {
-        LogFormat::Json => builder
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .event_format(WithService {
                 service,
                 json: true,
@@ -52,17 +59,37 @@ pub fn init(service: &'static str, level: &str, format: LogFormat) -> Result<(),
                     .with_current_span(false)
                     .with_span_list(false),
             })
-            .try_init(),
-        LogFormat::Pretty => builder
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
             .event_format(WithService {
                 service,
                 json: false,
                 inner: tracing_subscriber::fmt::format().compact(),
             })
-            .try_init(),
+            .boxed(),
     };
-    Ok(())
+    let (traces, guard) = match otlp_endpoint.filter(|endpoint| !endpoint.trim().is_empty()) {
+        Some(endpoint) => {
+            let (layer, guard) = crate::telemetry::layer(service, endpoint).map_err(|reason| {
+                SettingsError::Invalid {
+                    variable: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                    value: endpoint.into(),
+                    expected: reason,
+                }
+            })?;
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    // A second init (tests that run several services in one process) keeps the first.
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .with(filter)
+        .try_init();
+    Ok(guard)
 }
 
 /// Wraps a formatter so that each line carries `service`: a leading word in pretty

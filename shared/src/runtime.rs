@@ -164,14 +164,25 @@ fn serve_main<S: Service>() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => return bad_settings(S::NAME, &error),
     };
-    if let Err(error) = logging::init(
-        S::NAME,
-        &settings.common.log_level,
-        settings.common.log_format,
-    ) {
-        return bad_settings(S::NAME, &error);
+    let runtime = tokio_runtime();
+    // Inside the runtime: the OTLP exporter (tonic) needs its reactor.
+    let started = runtime.block_on(async {
+        let guard = logging::init(
+            S::NAME,
+            &settings.common.log_level,
+            settings.common.log_format,
+            Some(settings.common.otel_exporter_otlp_endpoint.as_str()),
+        )?;
+        Ok::<_, SettingsError>((serve::<S>(settings).await, guard))
+    });
+    match started {
+        // The guard flushes the last spans here, while the runtime's workers still run.
+        Ok((code, guard)) => {
+            drop(guard);
+            code
+        }
+        Err(error) => bad_settings(S::NAME, &error),
     }
-    tokio_runtime().block_on(serve::<S>(settings))
 }
 
 /// Runs one service until it ends or is told to stop; returns the process exit code.

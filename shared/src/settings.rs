@@ -39,6 +39,8 @@ pub struct CommonSettings {
     pub healthcheck_max_age_seconds: u64,
     /// Port of /healthz, /readyz and /metrics; 0 (the default) serves nothing.
     pub http_port: u16,
+    /// OTLP gRPC endpoint for traces, e.g. `http://jaeger:4317`; empty = no export.
+    pub otel_exporter_otlp_endpoint: String,
 }
 
 impl Default for CommonSettings {
@@ -63,6 +65,7 @@ impl Default for CommonSettings {
             data_dir: PathBuf::from("/app/data"),
             healthcheck_max_age_seconds: 300,
             http_port: 0,
+            otel_exporter_otlp_endpoint: String::new(),
         }
     }
 }
@@ -456,6 +459,6 @@ mod names_tests {
         let common = variable_names::<CommonSettings>();
         assert!(common.contains(&"MQTT_PORT".to_string()));
         assert!(common.contains(&"HEALTHCHECK_MAX_AGE_SECONDS".to_string()));
-        assert_eq!(common.len(), 19);
+        assert_eq!(common.len(), 20);
     }
 }

@@ -9,6 +9,7 @@ use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// This service's own settings; the common ones come from `homelab`.
 #[derive(Clone, Debug, Deserialize)]
@@ -79,7 +80,8 @@ impl Service for ExampleService {
         tracing::info!(topic = %commands, interval_seconds = self.interval.as_secs(), "service_started");
 
         loop {
-            if let Err(error) = self.cycle(&ctx).await {
+            let cycle = tracing::info_span!("cycle");
+            if let Err(error) = self.cycle(&ctx).instrument(cycle).await {
                 tracing::error!(error = format!("{error:#}"), "cycle_failed");
             }
             if !ctx.sleep(self.interval).await {

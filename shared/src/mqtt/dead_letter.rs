@@ -1,6 +1,6 @@
 //! Per-subscription workers, and the dead-letter record of a message they could not handle.
 
-use super::{dead_letter_topic, trace_id_of, Incoming, Message, Shared};
+use super::{dead_letter_topic, trace_fields_of, Incoming, Message, Shared};
 use crate::envelope;
 use rumqttc::{AsyncClient, QoS};
 use serde::de::DeserializeOwned;
@@ -10,6 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// How much of the original payload a dead letter carries.
 pub const DEAD_LETTER_PAYLOAD_LIMIT: usize = 64 * 1024;
@@ -93,19 +95,29 @@ impl Worker {
                 return;
             }
         };
-        let trace_id = trace_id_of(&incoming.payload);
+        let trace = trace_fields_of(&incoming.payload);
         let message = Message {
             topic: incoming.topic.clone(),
             payload,
-            trace_id: trace_id.clone(),
+            trace_id: trace.trace_id.clone(),
         };
         let handler = handler.clone();
+        // The handler's span continues the sender's trace (a no-op without an exporter).
+        let span = tracing::info_span!("mqtt_message", topic = %incoming.topic);
+        if let Some(parent) = trace
+            .traceparent
+            .as_deref()
+            .and_then(crate::telemetry::remote_parent)
+        {
+            let _ = span.set_parent(parent);
+        }
         // Spawned so that a panic is caught here as a JoinError instead of ending the worker.
-        let handling: BoxedHandling = match trace_id {
-            Some(trace_id) => Box::pin(envelope::with_trace_id(trace_id, async move {
-                handler(message).await
-            })),
-            None => Box::pin(async move { handler(message).await }),
+        let handling: BoxedHandling = match trace.trace_id {
+            Some(trace_id) => Box::pin(
+                envelope::with_trace_id(trace_id, async move { handler(message).await })
+                    .instrument(span),
+            ),
+            None => Box::pin(async move { handler(message).await }.instrument(span)),
         };
         match tokio::spawn(handling).await {
             Ok(Ok(())) => {}

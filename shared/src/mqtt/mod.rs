@@ -367,21 +367,20 @@ impl Mqtt {
     }
 }
 
-/// Just the `trace_id` of an incoming envelope.
-#[derive(Deserialize)]
-struct TraceOnly {
-    trace_id: Option<String>,
+/// Just the trace fields of an incoming envelope.
+#[derive(Default, Deserialize)]
+pub(crate) struct TraceFields {
+    pub(crate) trace_id: Option<String>,
+    pub(crate) traceparent: Option<String>,
 }
 
-/// Reads `trace_id` without a second full parse when the payload has none.
-fn trace_id_of(payload: &[u8]) -> Option<String> {
-    const NEEDLE: &[u8] = b"\"trace_id\"";
+/// Reads `trace_id` and `traceparent` without a second full parse when there are none.
+pub(crate) fn trace_fields_of(payload: &[u8]) -> TraceFields {
+    const NEEDLE: &[u8] = b"\"trace";
     if !payload.windows(NEEDLE.len()).any(|window| window == NEEDLE) {
-        return None;
+        return TraceFields::default();
     }
-    serde_json::from_slice::<TraceOnly>(payload)
-        .ok()
-        .and_then(|only| only.trace_id)
+    serde_json::from_slice(payload).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -389,13 +388,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trace_id_is_found_only_when_present() {
-        assert_eq!(
-            trace_id_of(br#"{"a":1,"trace_id":"t1"}"#).as_deref(),
-            Some("t1")
-        );
-        assert_eq!(trace_id_of(br#"{"a":1}"#), None);
-        assert_eq!(trace_id_of(br#"{"trace_id":null}"#), None);
+    fn trace_fields_are_found_only_when_present() {
+        let both = trace_fields_of(br#"{"a":1,"trace_id":"t1","traceparent":"00-x"}"#);
+        assert_eq!(both.trace_id.as_deref(), Some("t1"));
+        assert_eq!(both.traceparent.as_deref(), Some("00-x"));
+        assert!(trace_fields_of(br#"{"a":1}"#).trace_id.is_none());
+        assert!(trace_fields_of(br#"{"trace_id":null}"#).trace_id.is_none());
     }
 
     #[test]
