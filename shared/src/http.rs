@@ -29,6 +29,7 @@ pub struct HttpState {
     pub healthcheck_max_age: Duration,
     pub mqtt: Mqtt,
     pub ha: Option<HomeAssistant>,
+    pub influx: Option<crate::influx::Influx>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -188,6 +189,29 @@ pub fn render_metrics(state: &HttpState) -> String {
             &labels,
             ha.latency_seconds_total(),
         );
+    }
+    if let Some(influx) = &state.influx {
+        let influx = influx.metrics();
+        let families = [
+            (
+                "homelab_influx_requests_total",
+                "InfluxDB requests.",
+                influx.requests() as f64,
+            ),
+            (
+                "homelab_influx_request_failures_total",
+                "Failed InfluxDB requests.",
+                influx.failures() as f64,
+            ),
+            (
+                "homelab_influx_request_seconds_total",
+                "Time spent in InfluxDB requests.",
+                influx.latency_seconds_total(),
+            ),
+        ];
+        for (name, help, value) in families {
+            family(&mut out, name, "counter", help, &labels, value);
+        }
     }
     out
 }

@@ -115,6 +115,12 @@ fn diagnose<S: Service>(wanted: &[String], json: bool) -> ExitCode {
     let (config, steps) = match &loaded {
         Ok(settings) => {
             let mut steps = vec![diagnose::mqtt_step(S::NAME, &settings.common)];
+            if S::USES_HOME_ASSISTANT {
+                steps.extend(crate::ha::diagnose_steps(&settings.common));
+            }
+            if S::USES_INFLUX {
+                steps.push(crate::influx::diagnose_step(&settings.common));
+            }
             steps.extend(S::diagnose_steps(settings));
             (Check::pass(settings.common.summary()), steps)
         }
@@ -209,11 +215,13 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         healthcheck_max_age: Duration::from_secs(settings.common.healthcheck_max_age_seconds),
         mqtt: mqtt.clone(),
         ha: None,
+        influx: None,
     });
     let http_port = settings.common.http_port;
     let ctx = Context::new(S::NAME, Arc::new(settings), mqtt.clone(), shutdown.clone());
     if let Some(mut state) = http {
         state.ha = Some(ctx.home_assistant().clone());
+        state.influx = ctx.influx().cloned();
         tokio::spawn(crate::http::serve(state, http_port, shutdown.clone()));
     }
 

@@ -3,6 +3,7 @@
 use crate::diagnose::Step;
 use crate::ha::HomeAssistant;
 use crate::health;
+use crate::influx::Influx;
 use crate::mqtt::{Message, Mqtt, MqttError};
 use crate::settings::{CommonSettings, Settings};
 use crate::state::StateStore;
@@ -23,6 +24,10 @@ pub trait Service: Sized + Send + Sync + 'static {
     const VERSION: &'static str;
     /// One line for `--help`.
     const ABOUT: &'static str = "";
+    /// Adds the `ha_api` and `ha_websocket` steps to `diagnose`.
+    const USES_HOME_ASSISTANT: bool = false;
+    /// Adds the `influx` step to `diagnose` (WARN "not configured" without `INFLUXDB_URL`).
+    const USES_INFLUX: bool = false;
 
     /// The service's own settings, read from the same variables as the common ones.
     /// Use `#[serde(default)]` so that every field has a default.
@@ -96,6 +101,7 @@ pub struct Context<S> {
     settings: Arc<Settings<S>>,
     mqtt: Mqtt,
     ha: HomeAssistant,
+    influx: Option<Influx>,
     shutdown: CancellationToken,
 }
 
@@ -106,6 +112,7 @@ impl<S> Clone for Context<S> {
             settings: self.settings.clone(),
             mqtt: self.mqtt.clone(),
             ha: self.ha.clone(),
+            influx: self.influx.clone(),
             shutdown: self.shutdown.clone(),
         }
     }
@@ -119,11 +126,13 @@ impl<S> Context<S> {
         shutdown: CancellationToken,
     ) -> Self {
         let ha = HomeAssistant::from_settings(&settings.common);
+        let influx = Influx::from_settings(&settings.common);
         Self {
             name,
             settings,
             mqtt,
             ha,
+            influx,
             shutdown,
         }
     }
@@ -143,6 +152,11 @@ impl<S> Context<S> {
 
     pub fn mqtt(&self) -> &Mqtt {
         &self.mqtt
+    }
+
+    /// InfluxDB, when `INFLUXDB_URL` is set.
+    pub fn influx(&self) -> Option<&Influx> {
+        self.influx.as_ref()
     }
 
     /// Home Assistant at `HA_URL` with `HA_TOKEN`; nothing connects until the first call.

@@ -59,6 +59,12 @@ async fn health_readiness_and_metrics_follow_the_service() {
             "http://127.0.0.1:1",
             homelab::Secret::new("t"),
         )),
+        influx: Some(homelab::influx::Influx::new(
+            "http://127.0.0.1:1",
+            homelab::Secret::new("t"),
+            "o",
+            "b",
+        )),
     };
     tokio::spawn(homelab::http::serve(state, port, stop.clone()));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -76,6 +82,7 @@ async fn health_readiness_and_metrics_follow_the_service() {
     let before = metrics(port).await;
     assert_eq!(before["homelab_mqtt_connected"], 1.0);
     assert!(before.contains_key("homelab_ha_requests_total"));
+    assert!(before.contains_key("homelab_influx_requests_total"));
     mqtt.subscribe(
         "homelab/http-test/in",
         |_: Message<serde_json::Value>| async { anyhow::bail!("always fails") },
