@@ -8,12 +8,12 @@
 //! and the query text refers to `params.name`.
 //! Optional: with `INFLUXDB_URL` empty, `Influx::from_settings` gives `None`.
 
+use crate::request_metrics::RequestMetrics;
 use crate::secret::Secret;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -362,26 +362,6 @@ fn typed(raw: &str, kind: &str) -> Result<Value, String> {
     })
 }
 
-/// Request counts and latency, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct InfluxMetrics {
-    requests: AtomicU64,
-    failures: AtomicU64,
-    latency_micros: AtomicU64,
-}
-
-impl InfluxMetrics {
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-    pub fn latency_seconds_total(&self) -> f64 {
-        self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
-    }
-}
-
 /// The client.
 #[derive(Clone)]
 pub struct Influx {
@@ -390,7 +370,7 @@ pub struct Influx {
     org: String,
     bucket: String,
     http: reqwest::Client,
-    metrics: Arc<InfluxMetrics>,
+    metrics: Arc<RequestMetrics>,
 }
 
 impl std::fmt::Debug for Influx {
@@ -436,7 +416,7 @@ impl Influx {
         &self.bucket
     }
 
-    pub fn metrics(&self) -> &InfluxMetrics {
+    pub fn metrics(&self) -> &RequestMetrics {
         &self.metrics
     }
 
@@ -447,13 +427,7 @@ impl Influx {
     ) -> Result<String, InfluxError> {
         let started = std::time::Instant::now();
         let result = self.send_unmeasured(operation, request).await;
-        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .latency_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if result.is_err() {
-            self.metrics.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        self.metrics.record(started, result.is_ok());
         result
     }
 

@@ -18,6 +18,7 @@ pub mod http;
 pub mod influx;
 pub mod logging;
 pub mod mqtt;
+pub mod request_metrics;
 pub mod retry;
 mod runtime;
 pub mod secret;

@@ -10,11 +10,11 @@ mod websocket;
 
 pub use websocket::{StateChange, Subscription};
 
+use crate::request_metrics::RequestMetrics;
 use crate::retry::{retry, RetryPolicy};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,26 +150,6 @@ impl Reading {
     }
 }
 
-/// Request counts and latency, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct HaMetrics {
-    requests: AtomicU64,
-    failures: AtomicU64,
-    latency_micros: AtomicU64,
-}
-
-impl HaMetrics {
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-    pub fn latency_seconds_total(&self) -> f64 {
-        self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
-    }
-}
-
 /// `domain.object_id`, as HA spells entity ids: anything else never reaches a URL path.
 pub fn valid_entity_id(entity_id: &str) -> bool {
     let Some((domain, object)) = entity_id.split_once('.') else {
@@ -199,7 +179,7 @@ struct Inner {
     token: Secret,
     http: Mutex<Option<reqwest::Client>>,
     retry: RetryPolicy,
-    metrics: HaMetrics,
+    metrics: RequestMetrics,
 }
 
 impl std::fmt::Debug for HomeAssistant {
@@ -230,7 +210,7 @@ impl HomeAssistant {
                 token,
                 http: Mutex::new(None),
                 retry,
-                metrics: HaMetrics::default(),
+                metrics: RequestMetrics::default(),
             }),
         }
     }
@@ -243,7 +223,7 @@ impl HomeAssistant {
         &self.inner.base
     }
 
-    pub fn metrics(&self) -> &HaMetrics {
+    pub fn metrics(&self) -> &RequestMetrics {
         &self.inner.metrics
     }
 
@@ -302,14 +282,7 @@ impl HomeAssistant {
                 .map_err(|e| HaError::permanent(operation, format!("unreadable answer: {e}")))
         }
         .await;
-        let metrics = &self.inner.metrics;
-        metrics.requests.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .latency_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if result.is_err() {
-            metrics.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        self.inner.metrics.record(started, result.is_ok());
         result
     }
 

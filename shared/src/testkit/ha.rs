@@ -137,11 +137,16 @@ impl HomeAssistantCore {
             .spawn()
             .expect("cannot start hass");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(180);
+        self.wait_until_ready("Home Assistant did not start", Duration::from_secs(180))
+            .await;
+    }
+
+    async fn wait_until_ready(&self, failure: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
         while !self.entities_ready().await {
             assert!(
                 Instant::now() < deadline,
-                "Home Assistant did not start in 180 s:\n{}",
+                "{failure} within {limit:?}:\n{}",
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -203,15 +208,8 @@ impl HomeAssistantCore {
             .as_str()
             .unwrap_or_else(|| panic!("no token: {answer}"))
             .to_string();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !self.entities_ready().await {
-            assert!(
-                Instant::now() < deadline,
-                "entities never appeared:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        self.wait_until_ready("entities never appeared", Duration::from_secs(120))
+            .await;
         self.token.clone()
     }
 

@@ -142,6 +142,15 @@ fn setup() -> Setup {
     }
 }
 
+/// The server's checkout: a clone of origin beside it.
+fn server_clone(setup: &Setup) -> PathBuf {
+    let root = setup.origin.parent().unwrap();
+    let server = root.join("server");
+    let (origin, target) = (setup.origin.to_str().unwrap(), server.to_str().unwrap());
+    ok(run(root, "git", &["clone", "-q", origin, target], &[]));
+    server
+}
+
 fn files_at_origin(setup: &Setup) -> String {
     String::from_utf8(
         run(
@@ -252,18 +261,7 @@ fn fake_docker(dir: &Path) -> (PathBuf, PathBuf) {
 #[test]
 fn pull_fast_forwards_decrypts_and_starts_the_stack() {
     let setup = setup();
-    let server = setup.origin.parent().unwrap().join("server");
-    ok(run(
-        setup.origin.parent().unwrap(),
-        "git",
-        &[
-            "clone",
-            "-q",
-            setup.origin.to_str().unwrap(),
-            server.to_str().unwrap(),
-        ],
-        &[],
-    ));
+    let server = server_clone(&setup);
     std::fs::write(setup.workstation.join("README.md"), "v2\n").unwrap();
     ok(run(
         &setup.workstation,
@@ -310,18 +308,7 @@ fn pull_fast_forwards_decrypts_and_starts_the_stack() {
 #[test]
 fn pull_keeps_an_existing_env_without_a_key_and_fails_with_neither() {
     let setup = setup();
-    let server = setup.origin.parent().unwrap().join("server");
-    ok(run(
-        setup.origin.parent().unwrap(),
-        "git",
-        &[
-            "clone",
-            "-q",
-            setup.origin.to_str().unwrap(),
-            server.to_str().unwrap(),
-        ],
-        &[],
-    ));
+    let server = server_clone(&setup);
     let (bin, _log) = fake_docker(&server);
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
@@ -355,18 +342,7 @@ fn pull_keeps_an_existing_env_without_a_key_and_fails_with_neither() {
 #[test]
 fn pull_aborts_on_diverged_history_and_changes_nothing() {
     let setup = setup();
-    let server = setup.origin.parent().unwrap().join("server");
-    ok(run(
-        setup.origin.parent().unwrap(),
-        "git",
-        &[
-            "clone",
-            "-q",
-            setup.origin.to_str().unwrap(),
-            server.to_str().unwrap(),
-        ],
-        &[],
-    ));
+    let server = server_clone(&setup);
     std::fs::write(server.join("README.md"), "edited on the server\n").unwrap();
     ok(run(
         &server,
