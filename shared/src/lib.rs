@@ -10,6 +10,7 @@
 pub struct ReadmeDoctests;
 
 pub mod diagnose;
+pub mod discovery;
 pub mod envelope;
 pub mod ha;
 pub mod health;

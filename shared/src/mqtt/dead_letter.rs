@@ -69,28 +69,28 @@ impl Worker {
     pub(super) async fn run<T, F, Fut>(
         self,
         mut receiver: mpsc::UnboundedReceiver<Incoming>,
+        decode: Decode<T>,
         handler: F,
     ) where
-        T: DeserializeOwned + Send + 'static,
+        T: Send + 'static,
         F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let handler = Arc::new(handler);
         while let Some(incoming) = receiver.recv().await {
-            self.handle(&incoming, &handler).await;
+            self.handle(&incoming, decode, &handler).await;
         }
     }
 
-    async fn handle<T, F, Fut>(&self, incoming: &Incoming, handler: &Arc<F>)
+    async fn handle<T, F, Fut>(&self, incoming: &Incoming, decode: Decode<T>, handler: &Arc<F>)
     where
-        T: DeserializeOwned + Send + 'static,
+        T: Send + 'static,
         F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let payload: T = match serde_json::from_slice(&incoming.payload) {
+        let payload: T = match decode(&incoming.payload) {
             Ok(payload) => payload,
-            Err(error) => {
-                let reason = format!("payload is not a valid {}: {error}", short_type_name::<T>());
+            Err(reason) => {
                 self.dead_letter(incoming, "parse_error", reason).await;
                 return;
             }
@@ -167,6 +167,20 @@ impl Worker {
             Err(error) => tracing::error!(error = %error, "dead_letter_publish_failed"),
         }
     }
+}
+
+/// Turns a payload into what a handler takes, or says why it cannot.
+pub(super) type Decode<T> = fn(&[u8]) -> Result<T, String>;
+
+/// JSON into `T`.
+pub(super) fn decode_json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(payload)
+        .map_err(|error| format!("payload is not a valid {}: {error}", short_type_name::<T>()))
+}
+
+/// Plain text, as Home Assistant sends commands (`pv`, `16`, `ON`).
+pub(super) fn decode_text(payload: &[u8]) -> Result<String, String> {
+    String::from_utf8(payload.to_vec()).map_err(|_| "payload is not UTF-8 text".to_string())
 }
 
 fn short_type_name<T>() -> &'static str {

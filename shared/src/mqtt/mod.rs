@@ -315,6 +315,32 @@ impl Mqtt {
         F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        self.subscribe_decoded(filter, qos, dead_letter::decode_json::<T>, handler)
+            .await
+    }
+
+    /// Like [`Mqtt::subscribe`], for plain-text payloads (commands from Home Assistant).
+    pub async fn subscribe_text<F, Fut>(&self, filter: &str, handler: F) -> Result<(), MqttError>
+    where
+        F: Fn(Message<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.subscribe_decoded(filter, QoS::AtLeastOnce, dead_letter::decode_text, handler)
+            .await
+    }
+
+    async fn subscribe_decoded<T, F, Fut>(
+        &self,
+        filter: &str,
+        qos: QoS,
+        decode: dead_letter::Decode<T>,
+        handler: F,
+    ) -> Result<(), MqttError>
+    where
+        T: Send + 'static,
+        F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         if !rumqttc::valid_filter(filter) {
             return Err(MqttError::InvalidFilter(filter.to_string()));
         }
@@ -339,7 +365,7 @@ impl Mqtt {
             client: self.client.clone(),
             shared: self.shared.clone(),
         };
-        tokio::spawn(worker.run(receiver, handler));
+        tokio::spawn(worker.run(receiver, decode, handler));
         self.client.subscribe(filter, qos).await?;
         Ok(())
     }

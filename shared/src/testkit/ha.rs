@@ -213,6 +213,44 @@ impl HomeAssistantCore {
         self.token.clone()
     }
 
+    /// Sets up HA's MQTT integration against a broker on `port`, through the same
+    /// config-flow API the UI uses (MQTT has no YAML set-up in this HA version).
+    pub async fn connect_mqtt(&self, port: u16) {
+        let client = reqwest::Client::new();
+        let flow: serde_json::Value = client
+            .post(format!("{}/api/config/config_entries/flow", self.url()))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"handler": "mqtt", "show_advanced_options": false}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let flow_id = flow["flow_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no MQTT flow: {flow}"));
+        let done: serde_json::Value = client
+            .post(format!(
+                "{}/api/config/config_entries/flow/{flow_id}",
+                self.url()
+            ))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"broker": "127.0.0.1", "port": port}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            done["type"],
+            "create_entry",
+            "MQTT set-up failed: {done}\n{}",
+            self.log()
+        );
+    }
+
     /// SIGTERM, wait, start again with the same configuration and storage (the token stays valid).
     pub async fn restart(&mut self) {
         self.stop();
