@@ -106,6 +106,24 @@ pub struct EntityState {
     pub last_changed: Option<String>,
     #[serde(default)]
     pub last_updated: Option<String>,
+    /// When the sensor last reported, changed or not (HA 2024.3+); staleness checks use it.
+    #[serde(default)]
+    pub last_reported: Option<String>,
+}
+
+impl EntityState {
+    /// Seconds since the entity last reported (or, on older HA, last updated).
+    pub fn age_seconds(&self) -> Option<f64> {
+        let stamp = self
+            .last_reported
+            .as_deref()
+            .or(self.last_updated.as_deref())?;
+        let at = chrono::DateTime::parse_from_rfc3339(stamp).ok()?;
+        Some(
+            (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_milliseconds() as f64
+                / 1000.0,
+        )
+    }
 }
 
 impl EntityState {
@@ -541,6 +559,7 @@ mod tests {
                 .unwrap_or_default(),
             last_changed: None,
             last_updated: None,
+            last_reported: None,
         };
         assert_eq!(
             state("1.5", Some("kW")).reading().unwrap().watts(),

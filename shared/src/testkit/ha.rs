@@ -55,6 +55,20 @@ input_number:
     step: 1
     initial: 1500
     unit_of_measurement: W
+  grid_power:
+    name: Grid power
+    min: -20000
+    max: 20000
+    step: 1
+    initial: 0
+    unit_of_measurement: W
+  wallbox_power:
+    name: Wallbox power
+    min: 0
+    max: 22000
+    step: 1
+    initial: 0
+    unit_of_measurement: W
 input_boolean:
   homelab_safe_mode:
     name: Homelab safe mode

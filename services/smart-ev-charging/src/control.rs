@@ -1,0 +1,499 @@
+//! The charging decision, free of I/O (evcc's loadpoint idea): given what the meters
+//! say now, what current should the wallbox get? Times are seconds on any monotonic
+//! clock, so tests can replay a whole day in milliseconds.
+
+use serde::{Deserialize, Serialize};
+
+/// The charging modes (as in evcc and the Python system).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Off,
+    /// Surplus only.
+    Pv,
+    /// Minimum current always, more with surplus.
+    MinPv,
+    /// Maximum current.
+    Fast,
+}
+
+impl Mode {
+    pub const ALL: [&'static str; 4] = ["off", "pv", "min_pv", "fast"];
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "off" => Ok(Self::Off),
+            "pv" => Ok(Self::Pv),
+            "min_pv" => Ok(Self::MinPv),
+            "fast" => Ok(Self::Fast),
+            other => Err(format!(
+                "unknown charging mode {other:?}; expected one of {}",
+                Self::ALL.join(", ")
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Pv => "pv",
+            Self::MinPv => "min_pv",
+            Self::Fast => "fast",
+        }
+    }
+}
+
+/// Whose turn it is when the sun is short: the home battery or the car.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BatteryPriority {
+    /// The battery's charging power is not surplus until it reaches this SoC (%).
+    HomeFirstUntil(f64),
+    /// What the battery charges with is surplus for the car.
+    CarFirst,
+}
+
+/// The wallbox and the rules.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub min_current_a: f64,
+    pub max_current_a: f64,
+    pub current_step_a: f64,
+    pub phases: f64,
+    pub voltage_v: f64,
+    /// Kept back from the surplus, so that a cloud edge does not import at once.
+    pub grid_reserve_w: f64,
+    pub battery_priority: BatteryPriority,
+    /// Surplus must allow the minimum current this long before charging starts.
+    pub enable_delay_s: f64,
+    /// Surplus must be short this long before charging stops.
+    pub disable_delay_s: f64,
+    /// At most one current change per this interval (stops are never delayed by it).
+    pub min_command_interval_s: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            min_current_a: 6.0,
+            max_current_a: 16.0,
+            current_step_a: 1.0,
+            phases: 3.0,
+            voltage_v: 230.0,
+            grid_reserve_w: 100.0,
+            battery_priority: BatteryPriority::HomeFirstUntil(80.0),
+            enable_delay_s: 60.0,
+            disable_delay_s: 180.0,
+            min_command_interval_s: 30.0,
+        }
+    }
+}
+
+impl Config {
+    fn watts_per_amp(&self) -> f64 {
+        self.phases * self.voltage_v
+    }
+}
+
+/// What the meters say now. `None` means unavailable or stale.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Meters {
+    /// Positive while exporting (normalised from the configured sign convention).
+    pub grid_export_w: Option<f64>,
+    /// Positive while the home battery charges.
+    pub battery_charge_w: Option<f64>,
+    pub battery_soc: Option<f64>,
+    /// What the car draws now.
+    pub ev_power_w: Option<f64>,
+}
+
+/// Power the car may use: export + what it draws now ± battery − reserve.
+/// `None` when a meter it needs is unavailable.
+pub fn surplus_w(meters: &Meters, config: &Config) -> Option<f64> {
+    let export = meters.grid_export_w?;
+    let ev = meters.ev_power_w.unwrap_or(0.0).max(0.0);
+    let battery = meters.battery_charge_w.unwrap_or(0.0);
+    // What the battery charges with is the car's when the priority says so; what a
+    // discharging battery gives is never surplus (it would empty the battery into the car).
+    let charge_is_surplus = match config.battery_priority {
+        BatteryPriority::CarFirst => true,
+        BatteryPriority::HomeFirstUntil(soc) => meters.battery_soc.is_some_and(|now| now >= soc),
+    };
+    let battery_share = if charge_is_surplus {
+        battery
+    } else {
+        battery.min(0.0)
+    };
+    Some(export + ev + battery_share - config.grid_reserve_w)
+}
+
+/// The decision and why, for the status entity and the logs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// `None` = not charging.
+    pub current_a: Option<f64>,
+    pub reason: String,
+    /// Whether the wallbox must be told (a change, allowed by the command interval).
+    pub send: bool,
+}
+
+/// Remembers what was commanded and since when a condition holds (hysteresis).
+#[derive(Clone, Debug, Default)]
+pub struct Controller {
+    current_a: Option<f64>,
+    last_command_s: Option<f64>,
+    surplus_enough_since: Option<f64>,
+    surplus_short_since: Option<f64>,
+}
+
+impl Controller {
+    pub fn current_a(&self) -> Option<f64> {
+        self.current_a
+    }
+
+    fn stepped(&self, config: &Config, amps: f64) -> f64 {
+        let stepped = (amps / config.current_step_a).floor() * config.current_step_a;
+        stepped.clamp(config.min_current_a, config.max_current_a)
+    }
+
+    /// Decides for `mode` at time `now_s`.
+    pub fn decide(&mut self, mode: Mode, meters: &Meters, config: &Config, now_s: f64) -> Decision {
+        let surplus = surplus_w(meters, config);
+        let (target, reason) = match (mode, surplus) {
+            (Mode::Off, _) => (None, "mode off".to_string()),
+            (Mode::Fast, _) => (
+                Some(config.max_current_a),
+                "mode fast: maximum current".to_string(),
+            ),
+            (Mode::Pv, None) => (
+                None,
+                "meters unavailable: pv stops charging (safe action)".to_string(),
+            ),
+            (Mode::MinPv, None) => (
+                Some(config.min_current_a),
+                "meters unavailable: min_pv keeps the minimum".to_string(),
+            ),
+            (Mode::MinPv, Some(surplus)) => {
+                let amps = self.stepped(config, surplus / config.watts_per_amp());
+                (
+                    Some(amps),
+                    format!("min_pv: surplus {surplus:.0} W → {amps} A"),
+                )
+            }
+            (Mode::Pv, Some(surplus)) => self.pv_target(surplus, config, now_s),
+        };
+        if mode != Mode::Pv || surplus.is_none() {
+            self.surplus_enough_since = None;
+            self.surplus_short_since = None;
+        }
+        self.apply(target, reason, config, now_s)
+    }
+
+    fn pv_target(&mut self, surplus: f64, config: &Config, now_s: f64) -> (Option<f64>, String) {
+        let minimum_w = config.min_current_a * config.watts_per_amp();
+        let enough = surplus >= minimum_w;
+        if enough {
+            self.surplus_short_since = None;
+            self.surplus_enough_since.get_or_insert(now_s);
+        } else {
+            self.surplus_enough_since = None;
+            self.surplus_short_since.get_or_insert(now_s);
+        }
+        let amps = self.stepped(config, surplus / config.watts_per_amp());
+        match (self.current_a.is_some(), enough) {
+            (true, true) => (Some(amps), format!("pv: surplus {surplus:.0} W → {amps} A")),
+            (false, true) => {
+                let waited = now_s - self.surplus_enough_since.unwrap_or(now_s);
+                if waited >= config.enable_delay_s {
+                    (
+                        Some(amps),
+                        format!("pv: surplus {surplus:.0} W for {waited:.0} s → start at {amps} A"),
+                    )
+                } else {
+                    (
+                        None,
+                        format!(
+                            "pv: surplus {surplus:.0} W, waiting {:.0} s more to start",
+                            config.enable_delay_s - waited
+                        ),
+                    )
+                }
+            }
+            (true, false) => {
+                let short = now_s - self.surplus_short_since.unwrap_or(now_s);
+                if short >= config.disable_delay_s {
+                    (None, format!("pv: surplus {surplus:.0} W below {minimum_w:.0} W for {short:.0} s → stop"))
+                } else {
+                    (
+                        Some(config.min_current_a),
+                        format!(
+                            "pv: surplus {surplus:.0} W short, holding the minimum {:.0} s more",
+                            config.disable_delay_s - short
+                        ),
+                    )
+                }
+            }
+            (false, false) => (
+                None,
+                format!("pv: surplus {surplus:.0} W below the {minimum_w:.0} W minimum"),
+            ),
+        }
+    }
+
+    fn apply(
+        &mut self,
+        target: Option<f64>,
+        reason: String,
+        config: &Config,
+        now_s: f64,
+    ) -> Decision {
+        if target == self.current_a {
+            return Decision {
+                current_a: target,
+                reason,
+                send: false,
+            };
+        }
+        let stopping = target.is_none();
+        let too_soon = self
+            .last_command_s
+            .is_some_and(|last| now_s - last < config.min_command_interval_s);
+        if too_soon && !stopping {
+            return Decision {
+                current_a: self.current_a,
+                reason: format!(
+                    "{reason} (held: last change under {:.0} s ago)",
+                    config.min_command_interval_s
+                ),
+                send: false,
+            };
+        }
+        self.current_a = target;
+        self.last_command_s = Some(now_s);
+        Decision {
+            current_a: target,
+            reason,
+            send: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meters(export: f64, ev: f64) -> Meters {
+        Meters {
+            grid_export_w: Some(export),
+            battery_charge_w: Some(0.0),
+            battery_soc: Some(50.0),
+            ev_power_w: Some(ev),
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            min_command_interval_s: 0.0,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn surplus_counts_export_the_car_and_the_battery_by_priority() {
+        let home_first = config();
+        let charging = Meters {
+            grid_export_w: Some(1000.0),
+            battery_charge_w: Some(2000.0),
+            battery_soc: Some(50.0),
+            ev_power_w: Some(4000.0),
+        };
+        assert_eq!(
+            surplus_w(&charging, &home_first),
+            Some(1000.0 + 4000.0 - 100.0),
+            "battery below 80 % keeps its power"
+        );
+        let full = Meters {
+            battery_soc: Some(85.0),
+            ..charging
+        };
+        assert_eq!(
+            surplus_w(&full, &home_first),
+            Some(1000.0 + 4000.0 + 2000.0 - 100.0)
+        );
+        let car_first = Config {
+            battery_priority: BatteryPriority::CarFirst,
+            ..config()
+        };
+        assert_eq!(surplus_w(&charging, &car_first), Some(6900.0));
+        let discharging = Meters {
+            battery_charge_w: Some(-1500.0),
+            ..charging
+        };
+        assert_eq!(
+            surplus_w(&discharging, &car_first),
+            Some(3400.0),
+            "what a discharging battery gives is taken off"
+        );
+        assert_eq!(surplus_w(&discharging, &home_first), Some(3400.0));
+        let full_discharging = Meters {
+            battery_soc: Some(95.0),
+            ..discharging
+        };
+        assert_eq!(
+            surplus_w(&full_discharging, &home_first),
+            Some(3400.0),
+            "also above the priority SoC"
+        );
+        assert_eq!(
+            surplus_w(
+                &Meters {
+                    grid_export_w: None,
+                    ..charging
+                },
+                &home_first
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn pv_starts_after_the_enable_delay_and_follows_the_surplus() {
+        let config = config();
+        let mut controller = Controller::default();
+        // 5 kW export: 5000 - 100 = 4900 W / 690 W per A = 7.1 → 7 A, but only after 60 s.
+        assert_eq!(
+            controller
+                .decide(Mode::Pv, &meters(5000.0, 0.0), &config, 0.0)
+                .current_a,
+            None
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::Pv, &meters(5000.0, 0.0), &config, 59.0)
+                .current_a,
+            None
+        );
+        let start = controller.decide(Mode::Pv, &meters(5000.0, 0.0), &config, 60.0);
+        assert_eq!((start.current_a, start.send), (Some(7.0), true));
+        // The car now draws 7 A × 690 W; export drops accordingly, surplus stays.
+        let steady = controller.decide(Mode::Pv, &meters(5000.0 - 4830.0, 4830.0), &config, 70.0);
+        assert_eq!((steady.current_a, steady.send), (Some(7.0), false));
+        // More sun: 10 kW surplus → 14 A; never above 16 A.
+        assert_eq!(
+            controller
+                .decide(Mode::Pv, &meters(5000.0, 4830.0), &config, 80.0)
+                .current_a,
+            Some(14.0)
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::Pv, &meters(20000.0, 4830.0), &config, 90.0)
+                .current_a,
+            Some(16.0)
+        );
+    }
+
+    #[test]
+    fn a_passing_cloud_does_not_stop_pv_charging() {
+        let config = config();
+        let mut controller = Controller::default();
+        controller.decide(Mode::Pv, &meters(6000.0, 0.0), &config, 0.0);
+        controller.decide(Mode::Pv, &meters(6000.0, 0.0), &config, 60.0);
+        assert!(controller.current_a().is_some());
+        // A 2-minute cloud: surplus short, the minimum is held, no stop.
+        for t in [70.0, 130.0, 189.0] {
+            let held = controller.decide(Mode::Pv, &meters(-500.0, 4140.0), &config, t);
+            assert_eq!(held.current_a, Some(6.0), "at {t} s: {}", held.reason);
+        }
+        assert!(controller
+            .decide(Mode::Pv, &meters(2000.0, 4140.0), &config, 200.0)
+            .current_a
+            .is_some());
+        // A long shortage stops after the disable delay.
+        controller.decide(Mode::Pv, &meters(-3000.0, 4140.0), &config, 300.0);
+        let stopped = controller.decide(Mode::Pv, &meters(-3000.0, 4140.0), &config, 480.0);
+        assert_eq!(
+            (stopped.current_a, stopped.send),
+            (None, true),
+            "{}",
+            stopped.reason
+        );
+    }
+
+    #[test]
+    fn modes_and_their_safe_actions_when_meters_fail() {
+        let config = config();
+        let dead = Meters::default();
+        let mut controller = Controller::default();
+        assert_eq!(
+            controller.decide(Mode::Fast, &dead, &config, 0.0).current_a,
+            Some(16.0)
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::MinPv, &dead, &config, 1.0)
+                .current_a,
+            Some(6.0)
+        );
+        assert_eq!(
+            controller.decide(Mode::Pv, &dead, &config, 2.0).current_a,
+            None
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::Off, &meters(9000.0, 0.0), &config, 3.0)
+                .current_a,
+            None
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::MinPv, &meters(0.0, 0.0), &config, 4.0)
+                .current_a,
+            Some(6.0)
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::MinPv, &meters(8000.0, 4140.0), &config, 5.0)
+                .current_a,
+            Some(16.0)
+        );
+    }
+
+    #[test]
+    fn current_changes_are_rate_limited_but_stops_are_not() {
+        let config = Config {
+            min_command_interval_s: 30.0,
+            ..Config::default()
+        };
+        let mut controller = Controller::default();
+        assert!(
+            controller
+                .decide(Mode::Fast, &meters(0.0, 0.0), &config, 0.0)
+                .send
+        );
+        let held = controller.decide(Mode::MinPv, &meters(0.0, 0.0), &config, 10.0);
+        assert_eq!(
+            (held.current_a, held.send),
+            (Some(16.0), false),
+            "{}",
+            held.reason
+        );
+        assert_eq!(
+            controller
+                .decide(Mode::MinPv, &meters(0.0, 0.0), &config, 31.0)
+                .current_a,
+            Some(6.0)
+        );
+        let stop = controller.decide(Mode::Off, &meters(0.0, 0.0), &config, 32.0);
+        assert_eq!((stop.current_a, stop.send), (None, true));
+    }
+
+    #[test]
+    fn modes_parse_and_name_the_choices_when_wrong() {
+        assert_eq!(Mode::parse("min_pv"), Ok(Mode::MinPv));
+        let error = Mode::parse("turbo").unwrap_err();
+        assert!(
+            error.contains("\"turbo\"") && error.contains("min_pv"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! smart-ev-charging's domain, free of I/O: the charging decision and a simulated
+//! house to replay it on. `main.rs` wires it to Home Assistant through `homelab`.
+
+pub mod control;
+pub mod simulation;

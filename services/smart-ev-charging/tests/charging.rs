@@ -1,0 +1,155 @@
+//! smart-ev-charging as a user runs it: the real binary, the real Home Assistant core
+//! (input_number helpers stand in for the grid meter, the wallbox power and the
+//! wallbox current) and the real mosquitto.
+
+use homelab::ha::HomeAssistant;
+use homelab::testkit::{Broker, HomeAssistantCore};
+use homelab::Secret;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+async fn set(ha: &HomeAssistant, entity: &str, value: f64) {
+    ha.call_service(
+        "input_number",
+        "set_value",
+        &json!({"entity_id": entity, "value": value}),
+    )
+    .await
+    .unwrap();
+}
+
+async fn current(ha: &HomeAssistant) -> f64 {
+    ha.read_float("input_number.ev_charge_current", -1.0).await
+}
+
+async fn wait_current(ha: &HomeAssistant, expected: f64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while current(ha).await != expected {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: wallbox current is {}, expected {expected}",
+            current(ha).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
+    let broker = Broker::start();
+    let core = HomeAssistantCore::start().await;
+    core.connect_mqtt(broker.port()).await;
+    let ha = HomeAssistant::new(&core.url(), Secret::new(core.token()));
+    set(&ha, "input_number.ev_charge_current", 0.0).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_smart-ev-charging"))
+        .current_dir(data.path())
+        .env_clear()
+        .env("MQTT_HOST", "127.0.0.1")
+        .env("MQTT_PORT", broker.port().to_string())
+        .env("DATA_DIR", data.path())
+        .env("HA_URL", core.url())
+        .env("HA_TOKEN", core.token())
+        .env("SMART_EV_GRID_POWER_ENTITY", "input_number.grid_power")
+        .env("SMART_EV_EV_POWER_ENTITY", "input_number.wallbox_power")
+        .env(
+            "SMART_EV_WALLBOX_CURRENT_ENTITY",
+            "input_number.ev_charge_current",
+        )
+        .env("SMART_EV_ENABLE_DELAY_SECONDS", "0")
+        .env("SMART_EV_DISABLE_DELAY_SECONDS", "0")
+        .env("SMART_EV_MIN_COMMAND_INTERVAL_SECONDS", "0")
+        .env("SMART_EV_CYCLE_SECONDS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // 6 kW export: (6000 - 100 reserve) / 690 W per A = 8.55 → 8 A.
+    set(&ha, "input_number.grid_power", 6000.0).await;
+    wait_current(&ha, 8.0, "surplus should start charging").await;
+    // The car draws it; export drops by as much: the current stays.
+    set(&ha, "input_number.wallbox_power", 5520.0).await;
+    set(&ha, "input_number.grid_power", 480.0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        current(&ha).await,
+        8.0,
+        "the car's own draw counts as surplus"
+    );
+    // Clouds: importing 3 kW → stop.
+    set(&ha, "input_number.grid_power", -3000.0).await;
+    wait_current(&ha, 0.0, "no surplus should stop charging").await;
+
+    // Safe mode on: sun comes back, nothing is written.
+    ha.call_service(
+        "input_boolean",
+        "turn_on",
+        &json!({"entity_id": "input_boolean.homelab_safe_mode"}),
+    )
+    .await
+    .unwrap();
+    set(&ha, "input_number.wallbox_power", 0.0).await;
+    set(&ha, "input_number.grid_power", 9000.0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(current(&ha).await, 0.0, "safe mode must block every write");
+    ha.call_service(
+        "input_boolean",
+        "turn_off",
+        &json!({"entity_id": "input_boolean.homelab_safe_mode"}),
+    )
+    .await
+    .unwrap();
+    wait_current(
+        &ha,
+        12.0,
+        "after safe mode the surplus (8900 W → 12 A) is used",
+    )
+    .await;
+
+    // The mode select in HA (MQTT discovery): fast → 16 A, off → 0.
+    let select = "select.homelab_smart_ev_charging_mode";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ha
+        .get_state(select)
+        .await
+        .map(|s| s.state)
+        .unwrap_or_default()
+        != "pv"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the mode select never appeared in HA"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": select, "option": "fast"}),
+    )
+    .await
+    .unwrap();
+    wait_current(&ha, 16.0, "fast charges at the maximum").await;
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": select, "option": "off"}),
+    )
+    .await
+    .unwrap();
+    wait_current(&ha, 0.0, "off stops").await;
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert!(status.success());
+    let saved = std::fs::read_to_string(data.path().join("state.json")).unwrap();
+    assert!(
+        saved.contains("\"off\""),
+        "the chosen mode survives a restart: {saved}"
+    );
+}
