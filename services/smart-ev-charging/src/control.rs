@@ -69,6 +69,12 @@ pub struct Config {
     pub disable_delay_s: f64,
     /// At most one current change per this interval (stops are never delayed by it).
     pub min_command_interval_s: f64,
+    /// The wallbox can switch between one phase and `phases`.
+    pub phase_switching: bool,
+    /// A phase switch waits until the need for it has lasted this long.
+    pub phase_switch_delay_s: f64,
+    /// No further phase switch this long after one (contactors and cars need rest).
+    pub phase_grace_s: f64,
 }
 
 impl Default for Config {
@@ -84,13 +90,10 @@ impl Default for Config {
             enable_delay_s: 60.0,
             disable_delay_s: 180.0,
             min_command_interval_s: 30.0,
+            phase_switching: false,
+            phase_switch_delay_s: 120.0,
+            phase_grace_s: 300.0,
         }
-    }
-}
-
-impl Config {
-    fn watts_per_amp(&self) -> f64 {
-        self.phases * self.voltage_v
     }
 }
 
@@ -134,6 +137,10 @@ pub struct Decision {
     pub reason: String,
     /// Whether the wallbox must be told (a change, allowed by the command interval).
     pub send: bool,
+    /// Phases to charge with.
+    pub phases: f64,
+    /// Whether the phases changed with this decision (switch them before the current).
+    pub phases_changed: bool,
 }
 
 /// Remembers what was commanded and since when a condition holds (hysteresis).
@@ -143,11 +150,65 @@ pub struct Controller {
     last_command_s: Option<f64>,
     surplus_enough_since: Option<f64>,
     surplus_short_since: Option<f64>,
+    /// `None` until a switch: all the configured phases.
+    phases: Option<f64>,
+    phases_wanted_since: Option<(f64, f64)>,
+    last_phase_switch_s: Option<f64>,
 }
 
 impl Controller {
     pub fn current_a(&self) -> Option<f64> {
         self.current_a
+    }
+
+    pub fn phases(&self, config: &Config) -> f64 {
+        self.phases.unwrap_or(config.phases)
+    }
+
+    fn watts_per_amp(&self, config: &Config) -> f64 {
+        self.phases(config) * config.voltage_v
+    }
+
+    /// Moves to one phase when the surplus cannot carry the minimum on all phases but
+    /// can on one, and back when it can again — after the delay, never within the grace.
+    fn consider_phases(&mut self, surplus: f64, config: &Config, now_s: f64) -> bool {
+        if !config.phase_switching {
+            return false;
+        }
+        let now_phases = self.phases(config);
+        let all_minimum = config.min_current_a * config.phases * config.voltage_v;
+        let one_minimum = config.min_current_a * config.voltage_v;
+        let wanted = if surplus >= all_minimum {
+            config.phases
+        } else if surplus >= one_minimum {
+            1.0
+        } else {
+            now_phases
+        };
+        if wanted == now_phases {
+            self.phases_wanted_since = None;
+            return false;
+        }
+        if self
+            .last_phase_switch_s
+            .is_some_and(|last| now_s - last < config.phase_grace_s)
+        {
+            return false;
+        }
+        let since = match self.phases_wanted_since {
+            Some((phases, since)) if phases == wanted => since,
+            _ => {
+                self.phases_wanted_since = Some((wanted, now_s));
+                now_s
+            }
+        };
+        if now_s - since < config.phase_switch_delay_s {
+            return false;
+        }
+        self.phases = Some(wanted);
+        self.last_phase_switch_s = Some(now_s);
+        self.phases_wanted_since = None;
+        true
     }
 
     fn stepped(&self, config: &Config, amps: f64) -> f64 {
@@ -158,6 +219,15 @@ impl Controller {
     /// Decides for `mode` at time `now_s`.
     pub fn decide(&mut self, mode: Mode, meters: &Meters, config: &Config, now_s: f64) -> Decision {
         let surplus = surplus_w(meters, config);
+        let phases_changed = match (mode, surplus) {
+            (Mode::Pv | Mode::MinPv, Some(surplus)) => self.consider_phases(surplus, config, now_s),
+            (Mode::Fast, _) if config.phase_switching && self.phases(config) != config.phases => {
+                self.phases = Some(config.phases);
+                self.last_phase_switch_s = Some(now_s);
+                true
+            }
+            _ => false,
+        };
         let (target, reason) = match (mode, surplus) {
             (Mode::Off, _) => (None, "mode off".to_string()),
             (Mode::Fast, _) => (
@@ -173,7 +243,7 @@ impl Controller {
                 "meters unavailable: min_pv keeps the minimum".to_string(),
             ),
             (Mode::MinPv, Some(surplus)) => {
-                let amps = self.stepped(config, surplus / config.watts_per_amp());
+                let amps = self.stepped(config, surplus / self.watts_per_amp(config));
                 (
                     Some(amps),
                     format!("min_pv: surplus {surplus:.0} W → {amps} A"),
@@ -185,11 +255,18 @@ impl Controller {
             self.surplus_enough_since = None;
             self.surplus_short_since = None;
         }
-        self.apply(target, reason, config, now_s)
+        let mut decision = self.apply(target, reason, config, now_s);
+        decision.phases = self.phases(config);
+        decision.phases_changed = phases_changed;
+        if phases_changed {
+            decision.send = decision.current_a.is_some();
+            decision.reason = format!("{} ({} phase(s))", decision.reason, decision.phases);
+        }
+        decision
     }
 
     fn pv_target(&mut self, surplus: f64, config: &Config, now_s: f64) -> (Option<f64>, String) {
-        let minimum_w = config.min_current_a * config.watts_per_amp();
+        let minimum_w = config.min_current_a * self.watts_per_amp(config);
         let enough = surplus >= minimum_w;
         if enough {
             self.surplus_short_since = None;
@@ -198,7 +275,7 @@ impl Controller {
             self.surplus_enough_since = None;
             self.surplus_short_since.get_or_insert(now_s);
         }
-        let amps = self.stepped(config, surplus / config.watts_per_amp());
+        let amps = self.stepped(config, surplus / self.watts_per_amp(config));
         match (self.current_a.is_some(), enough) {
             (true, true) => (Some(amps), format!("pv: surplus {surplus:.0} W → {amps} A")),
             (false, true) => {
@@ -251,6 +328,8 @@ impl Controller {
                 current_a: target,
                 reason,
                 send: false,
+                phases: 0.0,
+                phases_changed: false,
             };
         }
         let stopping = target.is_none();
@@ -265,6 +344,8 @@ impl Controller {
                     config.min_command_interval_s
                 ),
                 send: false,
+                phases: 0.0,
+                phases_changed: false,
             };
         }
         self.current_a = target;
@@ -273,6 +354,8 @@ impl Controller {
             current_a: target,
             reason,
             send: true,
+            phases: 0.0,
+            phases_changed: false,
         }
     }
 }
@@ -485,6 +568,67 @@ mod tests {
         );
         let stop = controller.decide(Mode::Off, &meters(0.0, 0.0), &config, 32.0);
         assert_eq!((stop.current_a, stop.send), (None, true));
+    }
+
+    #[test]
+    fn a_winter_surplus_charges_on_one_phase_and_returns_to_three() {
+        let config = Config {
+            phase_switching: true,
+            phase_switch_delay_s: 120.0,
+            phase_grace_s: 300.0,
+            ..config()
+        };
+        let without = Config {
+            phase_switching: false,
+            ..config.clone()
+        };
+        // 2.5 kW export: below the 4140 W three-phase minimum, above the 1380 W one-phase one.
+        let mut fixed = Controller::default();
+        for t in (0..1200).step_by(60) {
+            fixed.decide(Mode::Pv, &meters(2500.0, 0.0), &without, t as f64);
+        }
+        assert_eq!(
+            fixed.current_a(),
+            None,
+            "without switching a winter surplus never charges"
+        );
+
+        let mut controller = Controller::default();
+        assert!(
+            !controller
+                .decide(Mode::Pv, &meters(2500.0, 0.0), &config, 0.0)
+                .phases_changed
+        );
+        let switched = controller.decide(Mode::Pv, &meters(2500.0, 0.0), &config, 120.0);
+        assert!(
+            switched.phases_changed && switched.phases == 1.0,
+            "{switched:?}"
+        );
+        let start = controller.decide(Mode::Pv, &meters(2500.0, 0.0), &config, 180.0);
+        // (2500 - 100) W / 230 W per A = 10.4 → 10 A on one phase.
+        assert_eq!(
+            (start.current_a, start.phases, start.send),
+            (Some(10.0), 1.0, true),
+            "{start:?}"
+        );
+        // The sun comes out; back to three phases only after the grace period.
+        let early = controller.decide(Mode::Pv, &meters(6000.0, 2300.0), &config, 300.0);
+        assert_eq!(early.phases, 1.0, "within the grace period: {early:?}");
+        controller.decide(Mode::Pv, &meters(6000.0, 2300.0), &config, 420.0);
+        let back = controller.decide(Mode::Pv, &meters(6000.0, 2300.0), &config, 540.0);
+        assert!(back.phases_changed && back.phases == 3.0, "{back:?}");
+        // (6000 + 2300 - 100) / 690 = 11.9 → 11 A on three phases.
+        assert_eq!(back.current_a, Some(11.0));
+        // fast always uses every phase.
+        let quick = Config {
+            phase_switch_delay_s: 0.0,
+            ..config.clone()
+        };
+        let mut one = Controller::default();
+        one.decide(Mode::Pv, &meters(2500.0, 0.0), &quick, 0.0);
+        assert_eq!(one.phases(&quick), 1.0);
+        let fast = one.decide(Mode::Fast, &meters(0.0, 0.0), &quick, 1.0);
+        assert_eq!((fast.phases, fast.current_a), (3.0, Some(16.0)));
     }
 
     #[test]

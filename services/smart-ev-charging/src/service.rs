@@ -20,6 +20,9 @@ pub(crate) struct ChargingSettings {
     smart_ev_battery_priority_soc: f64,
     smart_ev_ev_power_entity: String,
     smart_ev_wallbox_current_entity: String,
+    smart_ev_phase_switch_entity: String,
+    smart_ev_phase_switch_delay_seconds: f64,
+    smart_ev_phase_grace_seconds: f64,
     smart_ev_min_current_a: f64,
     smart_ev_max_current_a: f64,
     smart_ev_current_step_a: f64,
@@ -45,6 +48,9 @@ impl Default for ChargingSettings {
             smart_ev_battery_priority_soc: 80.0,
             smart_ev_ev_power_entity: "sensor.wallbox_power".into(),
             smart_ev_wallbox_current_entity: "number.wallbox_current".into(),
+            smart_ev_phase_switch_entity: String::new(),
+            smart_ev_phase_switch_delay_seconds: 120.0,
+            smart_ev_phase_grace_seconds: 300.0,
             smart_ev_min_current_a: 6.0,
             smart_ev_max_current_a: 16.0,
             smart_ev_current_step_a: 1.0,
@@ -77,6 +83,9 @@ impl ChargingSettings {
             enable_delay_s: self.smart_ev_enable_delay_seconds,
             disable_delay_s: self.smart_ev_disable_delay_seconds,
             min_command_interval_s: self.smart_ev_min_command_interval_seconds,
+            phase_switching: !self.smart_ev_phase_switch_entity.is_empty(),
+            phase_switch_delay_s: self.smart_ev_phase_switch_delay_seconds,
+            phase_grace_s: self.smart_ev_phase_grace_seconds,
         }
     }
 
@@ -272,12 +281,24 @@ impl SmartEvCharging {
                 .decide(mode, &meters, &self.config, now);
         let surplus = smart_ev_charging::control::surplus_w(&meters, &self.config);
 
-        if decision.send {
+        if decision.send || decision.phases_changed {
             if ha.is_safe_mode(&ctx.common().safe_mode_entity).await {
                 tracing::warn!(reason = %decision.reason, "safe_mode_no_write");
                 // Forget the unsent command so that it is sent once safe mode is off.
                 *self.controller.lock().expect("poisoned") = Controller::default();
             } else {
+                // Phases first, so the new current never runs on the old phase count.
+                if decision.phases_changed {
+                    let entity = &settings.smart_ev_phase_switch_entity;
+                    let domain = entity.split('.').next().unwrap_or("number");
+                    ha.call_service(
+                        domain,
+                        "set_value",
+                        &serde_json::json!({"entity_id": entity, "value": decision.phases}),
+                    )
+                    .await?;
+                    tracing::info!(phases = decision.phases, "wallbox_phases_set");
+                }
                 let entity = &settings.smart_ev_wallbox_current_entity;
                 let domain = entity.split('.').next().unwrap_or("number");
                 let value = decision.current_a.unwrap_or(0.0);

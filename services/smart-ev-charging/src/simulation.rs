@@ -103,7 +103,7 @@ pub fn simulate(
         let was_charging = ev_w > 0.0;
         ev_w = decision
             .current_a
-            .map_or(0.0, |amps| amps * config.phases * config.voltage_v);
+            .map_or(0.0, |amps| amps * decision.phases * config.voltage_v);
         if was_charging != (ev_w > 0.0) {
             figures.switches += 1;
         }

@@ -64,6 +64,12 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         .env("SMART_EV_DISABLE_DELAY_SECONDS", "0")
         .env("SMART_EV_MIN_COMMAND_INTERVAL_SECONDS", "0")
         .env("SMART_EV_CYCLE_SECONDS", "1")
+        .env(
+            "SMART_EV_PHASE_SWITCH_ENTITY",
+            "input_number.wallbox_phases",
+        )
+        .env("SMART_EV_PHASE_SWITCH_DELAY_SECONDS", "0")
+        .env("SMART_EV_PHASE_GRACE_SECONDS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -81,8 +87,9 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         8.0,
         "the car's own draw counts as surplus"
     );
-    // Clouds: importing 3 kW → stop.
-    set(&ha, "input_number.grid_power", -3000.0).await;
+    // Heavy clouds: importing 6 kW while the car draws 5.5 kW leaves no solar share → stop.
+    // (Importing only 3 kW would leave 2.4 kW for the car: enough for one phase.)
+    set(&ha, "input_number.grid_power", -6000.0).await;
     wait_current(&ha, 0.0, "no surplus should stop charging").await;
 
     // Safe mode on: sun comes back, nothing is written.
@@ -110,6 +117,11 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         "after safe mode the surplus (8900 W → 12 A) is used",
     )
     .await;
+
+    // Winter sun: 2.5 kW cannot carry 6 A on three phases; one phase at 10 A can.
+    set(&ha, "input_number.grid_power", 2500.0).await;
+    wait_current(&ha, 10.0, "a small surplus charges on one phase").await;
+    assert_eq!(ha.read_float("input_number.wallbox_phases", 0.0).await, 1.0);
 
     // The mode select in HA (MQTT discovery): fast → 16 A, off → 0.
     let select = "select.homelab_smart_ev_charging_mode";

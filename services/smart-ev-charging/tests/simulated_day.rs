@@ -51,3 +51,27 @@ fn fast_charges_from_the_grid_and_off_never_charges() {
     let off = simulate(&profile, Mode::Off, &Config::default(), 50.0);
     assert_eq!((off.car_total_kwh, off.switches), (0.0, 0));
 }
+
+#[test]
+fn phase_switching_brings_more_of_a_weak_sun_into_the_car() {
+    let profile = day_profile(8.0, 0.9, 9);
+    let three_phase = simulate(&profile, Mode::Pv, &Config::default(), 20.0);
+    let switching = simulate(
+        &profile,
+        Mode::Pv,
+        &Config {
+            phase_switching: true,
+            ..Config::default()
+        },
+        20.0,
+    );
+    println!("overcast, 3p only: {three_phase:?}\novercast, 1p/3p: {switching:?}");
+    assert!(
+        switching.car_from_pv_kwh > three_phase.car_from_pv_kwh * 1.5,
+        "{switching:?} vs {three_phase:?}"
+    );
+    assert!(
+        switching.import_caused_kwh < 0.1 * switching.car_total_kwh,
+        "{switching:?}"
+    );
+}

@@ -62,6 +62,12 @@ input_number:
     step: 1
     initial: 0
     unit_of_measurement: W
+  wallbox_phases:
+    name: Wallbox phases
+    min: 1
+    max: 3
+    step: 2
+    initial: 3
   wallbox_power:
     name: Wallbox power
     min: 0
