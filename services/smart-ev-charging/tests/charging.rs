@@ -11,6 +11,26 @@ use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Kills the service if the test fails before it stops it, so no process is left behind.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn stop(mut self) -> std::process::ExitStatus {
+        let child = self.0.take().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        child.wait_with_output().unwrap().status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 async fn set(ha: &HomeAssistant, entity: &str, value: f64) {
     ha.call_service(
         "input_number",
@@ -46,34 +66,36 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     set(&ha, "input_number.ev_charge_current", 0.0).await;
 
     let data = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_smart-ev-charging"))
-        .current_dir(data.path())
-        .env_clear()
-        .env("MQTT_HOST", "127.0.0.1")
-        .env("MQTT_PORT", broker.port().to_string())
-        .env("DATA_DIR", data.path())
-        .env("HA_URL", core.url())
-        .env("HA_TOKEN", core.token())
-        .env("SMART_EV_GRID_POWER_ENTITY", "input_number.grid_power")
-        .env("SMART_EV_EV_POWER_ENTITY", "input_number.wallbox_power")
-        .env(
-            "SMART_EV_WALLBOX_CURRENT_ENTITY",
-            "input_number.ev_charge_current",
-        )
-        .env("SMART_EV_ENABLE_DELAY_SECONDS", "0")
-        .env("SMART_EV_DISABLE_DELAY_SECONDS", "0")
-        .env("SMART_EV_MIN_COMMAND_INTERVAL_SECONDS", "0")
-        .env("SMART_EV_CYCLE_SECONDS", "1")
-        .env(
-            "SMART_EV_PHASE_SWITCH_ENTITY",
-            "input_number.wallbox_phases",
-        )
-        .env("SMART_EV_PHASE_SWITCH_DELAY_SECONDS", "0")
-        .env("SMART_EV_PHASE_GRACE_SECONDS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Running(Some(
+        Command::new(env!("CARGO_BIN_EXE_smart-ev-charging"))
+            .current_dir(data.path())
+            .env_clear()
+            .env("MQTT_HOST", "127.0.0.1")
+            .env("MQTT_PORT", broker.port().to_string())
+            .env("DATA_DIR", data.path())
+            .env("HA_URL", core.url())
+            .env("HA_TOKEN", core.token())
+            .env("SMART_EV_GRID_POWER_ENTITY", "input_number.grid_power")
+            .env("SMART_EV_EV_POWER_ENTITY", "input_number.wallbox_power")
+            .env(
+                "SMART_EV_WALLBOX_CURRENT_ENTITY",
+                "input_number.ev_charge_current",
+            )
+            .env("SMART_EV_ENABLE_DELAY_SECONDS", "0")
+            .env("SMART_EV_DISABLE_DELAY_SECONDS", "0")
+            .env("SMART_EV_MIN_COMMAND_INTERVAL_SECONDS", "0")
+            .env("SMART_EV_CYCLE_SECONDS", "1")
+            .env(
+                "SMART_EV_PHASE_SWITCH_ENTITY",
+                "input_number.wallbox_phases",
+            )
+            .env("SMART_EV_PHASE_SWITCH_DELAY_SECONDS", "0")
+            .env("SMART_EV_PHASE_GRACE_SECONDS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
 
     // 6 kW export: (6000 - 100 reserve) / 690 W per A = 8.55 → 8 A.
     set(&ha, "input_number.grid_power", 6000.0).await;
@@ -156,9 +178,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     .unwrap();
     wait_current(&ha, 0.0, "off stops").await;
 
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let status = child.wait_with_output().unwrap().status;
-    assert!(status.success());
+    assert!(child.stop().success());
     let saved = std::fs::read_to_string(data.path().join("state.json")).unwrap();
     assert!(
         saved.contains("\"off\""),
