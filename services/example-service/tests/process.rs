@@ -1,11 +1,9 @@
 //! example-service as a user runs it: the real binary, a real mosquitto, real signals.
 
-use homelab::testkit::{free_port, Broker, Probe};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use homelab::testkit::{free_port, Broker, Probe, ServiceProcess, Signal};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_example-service");
@@ -49,12 +47,12 @@ impl Sandbox {
         command
     }
 
-    fn start(&self, port: u16, extra: &[(&str, &str)]) -> Child {
-        self.command(port, extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    fn start(&self, port: u16, extra: &[(&str, &str)]) -> ServiceProcess {
+        ServiceProcess::spawn(
+            self.command(port, extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
     }
 
     fn output(&self, port: u16, args: &[&str], extra: &[(&str, &str)]) -> Output {
@@ -62,12 +60,8 @@ impl Sandbox {
     }
 }
 
-fn signal(child: &Child, signal: Signal) {
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-}
-
-fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
-    let output = child.wait_with_output().unwrap();
+fn stderr_of(child: ServiceProcess) -> (std::process::ExitStatus, String) {
+    let output = child.wait_with_output();
     (
         output.status,
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -97,7 +91,7 @@ async fn heartbeat_carries_the_service_facts() {
         beat.get("cycles").is_some(),
         "the service's own health fields: {beat}"
     );
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let (status, stderr) = stderr_of(child);
     assert!(status.success(), "{stderr}");
     // JSON logs for containers: every line parses and names the service.
@@ -169,7 +163,7 @@ async fn ping_is_answered_once_per_request_and_bad_commands_are_dead_lettered() 
     assert_eq!(letters[1]["error_type"], "parse_error");
     assert_eq!(letters[1]["payload"], "not json at all");
     assert_eq!(letters[1]["original_topic"], COMMANDS);
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());
 }
 
@@ -182,7 +176,7 @@ async fn sigterm_publishes_offline_within_a_second_and_exits_zero() {
     online(&mut probe).await;
 
     let sent = Instant::now();
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let offline = probe
         .wait_for(HEARTBEAT, WAIT, |beat| beat["status"] == "offline")
         .await
@@ -207,8 +201,7 @@ async fn sigkill_leaves_the_last_will() {
     let mut probe = Probe::connect(broker.port(), &[HEARTBEAT]).await;
     let mut child = sandbox.start(broker.port(), &[]);
     online(&mut probe).await;
-    child.kill().unwrap(); // SIGKILL: no chance to say goodbye
-    child.wait().unwrap();
+    child.kill(); // SIGKILL: no chance to say goodbye
     let will = probe
         .wait_for(HEARTBEAT, WAIT, |beat| beat["status"] == "offline")
         .await
@@ -277,7 +270,7 @@ async fn state_survives_a_restart_and_a_corrupt_file_is_set_aside() {
     while last < 2 {
         last = tick_cycle(&mut probe).await;
     }
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());
     let _ = probe.drain(Duration::from_millis(300)).await;
 
@@ -287,7 +280,7 @@ async fn state_survives_a_restart_and_a_corrupt_file_is_set_aside() {
         last + 1,
         "the counter must continue"
     );
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());
     let _ = probe.drain(Duration::from_millis(300)).await;
 
@@ -302,7 +295,7 @@ async fn state_survives_a_restart_and_a_corrupt_file_is_set_aside() {
         1,
         "a corrupt state starts fresh"
     );
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let (status, stderr) = stderr_of(child);
     assert!(status.success());
     assert!(stderr.contains("state_corrupt_using_default"), "{stderr}");
@@ -362,7 +355,7 @@ async fn healthcheck_follows_the_health_file() {
         "{}",
         String::from_utf8_lossy(&during.stdout)
     );
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());
 
     write_health(&sandbox.data_dir(), 400);
@@ -480,7 +473,7 @@ async fn secrets_never_reach_logs_or_diagnose() {
     let mut probe = Probe::connect(broker.port(), &[HEARTBEAT]).await;
     let child = sandbox.start(broker.port(), &env);
     online(&mut probe).await;
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let (_, logs) = stderr_of(child);
     let diagnose = sandbox.output(broker.port(), &["diagnose", "--json"], &env);
     let shown = format!("{logs}{}", String::from_utf8_lossy(&diagnose.stdout));

@@ -5,9 +5,7 @@
 
 use homelab::mqtt::{Mqtt, MqttConfig, QoS};
 use homelab::settings::LogFormat;
-use homelab::testkit::{free_port, Broker, Probe};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use homelab::testkit::{free_port, Broker, Probe, ServiceProcess};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -97,17 +95,17 @@ async fn a_trace_started_here_continues_in_example_service() {
         ],
     )
     .await;
-    let child = Command::new(env!("CARGO_BIN_EXE_example-service"))
-        .env_clear()
-        .env("MQTT_HOST", "127.0.0.1")
-        .env("MQTT_PORT", broker.port().to_string())
-        .env("DATA_DIR", data.path())
-        .env("HEARTBEAT_INTERVAL_SECONDS", "1")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = ServiceProcess::spawn(
+        Command::new(env!("CARGO_BIN_EXE_example-service"))
+            .env_clear()
+            .env("MQTT_HOST", "127.0.0.1")
+            .env("MQTT_PORT", broker.port().to_string())
+            .env("DATA_DIR", data.path())
+            .env("HEARTBEAT_INTERVAL_SECONDS", "1")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     probe
         .wait_for(
             "homelab/example-service/heartbeat",
@@ -165,8 +163,7 @@ async fn a_trace_started_here_continues_in_example_service() {
     tokio::task::spawn_blocking(move || drop(guard))
         .await
         .unwrap(); // flush our spans
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let _ = child.wait_with_output();
+    child.terminate();
 
     let origin_span_id = traceparent.split('-').nth(2).unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(15);

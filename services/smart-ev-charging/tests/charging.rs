@@ -3,33 +3,11 @@
 //! wallbox current) and the real mosquitto.
 
 use homelab::ha::HomeAssistant;
-use homelab::testkit::{Broker, HomeAssistantCore};
+use homelab::testkit::{Broker, HomeAssistantCore, ServiceProcess};
 use homelab::Secret;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the service if the test fails before it stops it, so no process is left behind.
-struct Running(Option<std::process::Child>);
-
-impl Running {
-    fn stop(mut self) -> std::process::ExitStatus {
-        let child = self.0.take().unwrap();
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-        child.wait_with_output().unwrap().status
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 async fn set(ha: &HomeAssistant, entity: &str, value: f64) {
     ha.call_service(
@@ -66,7 +44,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     set(&ha, "input_number.ev_charge_current", 0.0).await;
 
     let data = tempfile::tempdir().unwrap();
-    let child = Running(Some(
+    let child = ServiceProcess::spawn(
         Command::new(env!("CARGO_BIN_EXE_smart-ev-charging"))
             .current_dir(data.path())
             .env_clear()
@@ -92,10 +70,8 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
             .env("SMART_EV_PHASE_SWITCH_DELAY_SECONDS", "0")
             .env("SMART_EV_PHASE_GRACE_SECONDS", "0")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
+            .stderr(Stdio::null()),
+    );
 
     // 6 kW export: (6000 - 100 reserve) / 690 W per A = 8.55 → 8 A.
     set(&ha, "input_number.grid_power", 6000.0).await;
@@ -178,7 +154,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     .unwrap();
     wait_current(&ha, 0.0, "off stops").await;
 
-    assert!(child.stop().success());
+    assert!(child.terminate().status.success());
     let saved = std::fs::read_to_string(data.path().join("state.json")).unwrap();
     assert!(
         saved.contains("\"off\""),

@@ -4,12 +4,15 @@
 //! the broker: tests talk to the same mosquitto that runs in production.
 
 mod ha;
+mod process;
 
 pub use ha::{ha_venv, HomeAssistantCore};
+pub use nix::sys::signal::Signal;
+pub use process::{assert_settings_documented, ServiceProcess};
 
 use crate::settings::CommonSettings;
 use bytes::Bytes;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::net::{TcpListener, TcpStream};
