@@ -30,11 +30,12 @@ pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod web;
 
 pub use diagnose::{Check, Step};
 pub use mqtt::{Message, Mqtt, MqttConfig, QoS};
 pub use retry::{retry, RetryPolicy};
-pub use runtime::{run, serve, EXIT_BAD_SETTINGS, SHUTDOWN_GRACE};
+pub use runtime::{run, run_with_tools, serve, EXIT_BAD_SETTINGS, SHUTDOWN_GRACE};
 pub use secret::Secret;
 pub use service::{Context, Health, Service};
 pub use settings::{CommonSettings, Settings};

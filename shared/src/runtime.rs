@@ -49,14 +49,38 @@ enum Command {
 
 /// The whole `main` of a service.
 pub fn run<S: Service>() -> ExitCode {
-    let mut command = Cli::command()
+    let matches = cli_command::<S>().get_matches();
+    run_matches::<S>(&matches)
+}
+
+/// `run`, plus the service's own offline subcommands `T` (e.g. `pv-forecast backtest`),
+/// which `tool` runs without MQTT, logging set-up or settings beyond what it reads itself.
+pub fn run_with_tools<S: Service, T: Subcommand + FromArgMatches>(
+    tool: impl FnOnce(T) -> ExitCode,
+) -> ExitCode {
+    let matches = T::augment_subcommands(cli_command::<S>()).get_matches();
+    match matches.subcommand_name() {
+        Some(name) if T::has_subcommand(name) => {
+            tool(T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit()))
+        }
+        _ => run_matches::<S>(&matches),
+    }
+}
+
+fn cli_command<S: Service>() -> clap::Command {
+    let command = Cli::command()
         .name(S::NAME)
         .bin_name(S::NAME)
         .version(S::VERSION);
-    if !S::ABOUT.is_empty() {
-        command = command.about(S::ABOUT);
+    if S::ABOUT.is_empty() {
+        command
+    } else {
+        command.about(S::ABOUT)
     }
-    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|error| error.exit());
+}
+
+fn run_matches<S: Service>(matches: &clap::ArgMatches) -> ExitCode {
+    let cli = Cli::from_arg_matches(matches).unwrap_or_else(|error| error.exit());
     match cli.command.unwrap_or(Command::Run) {
         Command::Healthcheck => healthcheck::<S>(),
         Command::Diagnose { steps, json } => diagnose::<S>(&steps, json),

@@ -166,6 +166,15 @@ impl Reading {
             _ => None,
         }
     }
+
+    /// Like [`Reading::watts`], but a value without a unit is taken as W (many
+    /// template and MQTT sensors have none); other units are still refused.
+    pub fn power_watts(&self) -> Option<f64> {
+        match self.unit {
+            None => Some(self.value),
+            Some(_) => self.watts(),
+        }
+    }
 }
 
 /// `domain.object_id`, as HA spells entity ids: anything else never reaches a URL path.

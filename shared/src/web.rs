@@ -1,0 +1,96 @@
+//! Plain HTTP GETs to outside services (weather, geocoding, calendars), written once:
+//! a timeout on every call, an honest User-Agent (Nominatim's policy asks for one),
+//! retries only where they can help, and an error that names the address.
+
+use crate::retry::{retry, RetryPolicy};
+use std::time::Duration;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+#[error("GET {url}: {message}")]
+pub struct WebError {
+    /// Without the query, which may carry a key.
+    pub url: String,
+    pub status: Option<u16>,
+    pub message: String,
+    transient: bool,
+}
+
+impl WebError {
+    /// Timeouts, refused connections, 5xx and 429: a later try may work.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WebClient {
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+fn without_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}
+
+impl WebClient {
+    /// `user_agent` is e.g. `"homelab-pv-forecast/0.1"`.
+    pub fn new(user_agent: &str) -> Self {
+        Self::with_retry(user_agent, RetryPolicy::default())
+    }
+
+    pub fn with_retry(user_agent: &str, retry: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a reqwest client with these options always builds");
+        Self { http, retry }
+    }
+
+    async fn get_once(&self, url: &str) -> Result<String, WebError> {
+        let failed = |error: &reqwest::Error| WebError {
+            url: without_query(url),
+            status: None,
+            message: error.to_string(),
+            transient: !error.is_builder(),
+        };
+        let response = self.http.get(url).send().await.map_err(|e| failed(&e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| failed(&e))?;
+        if !(200..300).contains(&status) {
+            let excerpt: String = body.chars().take(200).collect();
+            return Err(WebError {
+                url: without_query(url),
+                status: Some(status),
+                message: format!("HTTP {status}: {excerpt}"),
+                transient: status >= 500 || status == 429,
+            });
+        }
+        Ok(body)
+    }
+
+    /// The body as text, retried on transient errors.
+    pub async fn get_text(&self, url: &str) -> Result<String, WebError> {
+        retry(
+            "web_get",
+            &self.retry,
+            || self.get_once(url),
+            WebError::is_transient,
+        )
+        .await
+    }
+
+    /// The body parsed as `T`; a body that does not parse is a permanent error.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, WebError> {
+        let body = self.get_text(url).await?;
+        serde_json::from_str(&body).map_err(|error| WebError {
+            url: without_query(url),
+            status: None,
+            message: format!("unreadable answer: {error}"),
+            transient: false,
+        })
+    }
+}
