@@ -234,12 +234,7 @@ impl SmartEvCharging {
             tracing::warn!(entity_id = entity, "sensor_stale");
             return None;
         }
-        let reading = state.reading()?;
-        // A power sensor without a unit is taken as W; other units are refused.
-        match reading.unit.as_deref() {
-            None => Some(reading.value),
-            Some(_) => reading.watts(),
-        }
+        state.reading()?.power_watts()
     }
 
     async fn evaluate(

@@ -1,0 +1,440 @@
+//! The forecast model: a physical baseline that works from the first day, and a
+//! learned correction (ridge regression, smartcore) once there is history.
+//!
+//! The correction predicts the baseline's error from a few features that scale with
+//! the baseline (cloud cover, temperature, sun height), so that it is zero at night
+//! and shrinks towards "trust the physics" when the history says little. It is only
+//! adopted when it beats the baseline on days it was not trained on.
+
+use crate::solar::{self, Array};
+use crate::weather::WeatherHour;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use smartcore::linalg::basic::arrays::Array as _;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::ridge_regression::{RidgeRegression, RidgeRegressionParameters};
+use std::collections::BTreeSet;
+
+/// Losses between the modules' rated power and the meter (inverter, wiring, soiling).
+const SYSTEM_EFFICIENCY: f64 = 0.86;
+/// Air temperature assumed when the weather source gives none.
+const DEFAULT_TEMPERATURE_C: f64 = 12.0;
+const RIDGE_ALPHA: f64 = 1.0;
+/// Share of the days held out to judge the correction.
+const HOLD_OUT_SHARE: f64 = 0.2;
+
+/// The place and its arrays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub arrays: Vec<Array>,
+}
+
+impl Site {
+    pub fn kwp(&self) -> f64 {
+        self.arrays.iter().map(|a| a.kwp).sum()
+    }
+}
+
+/// The physical estimate of the energy (kWh) the hour starting at `hour.start` yields.
+pub fn baseline_kwh(site: &Site, hour: &WeatherHour) -> f64 {
+    let middle = hour.start + Duration::minutes(30);
+    let sun = solar::sun_position(middle, site.latitude, site.longitude);
+    let irradiance = match (hour.dni, hour.dhi) {
+        (Some(dni), Some(dhi)) if sun.is_up() => solar::Irradiance {
+            ghi: hour.ghi.max(0.0),
+            dni: dni.max(0.0),
+            dhi: dhi.max(0.0),
+        },
+        _ => solar::split_global(hour.ghi, &sun),
+    };
+    let temperature = hour.temperature_c.unwrap_or(DEFAULT_TEMPERATURE_C);
+    site.arrays
+        .iter()
+        .map(|array| {
+            let poa = solar::plane_of_array(&irradiance, &sun, array);
+            array.kwp * poa / 1000.0
+                * solar::temperature_factor(temperature, poa)
+                * SYSTEM_EFFICIENCY
+        })
+        .sum()
+}
+
+fn features(site: &Site, hour: &WeatherHour, baseline: f64) -> Vec<f64> {
+    let sun = solar::sun_position(
+        hour.start + Duration::minutes(30),
+        site.latitude,
+        site.longitude,
+    );
+    let cloud = hour.cloud_cover.unwrap_or(50.0) / 100.0;
+    let temperature = (hour.temperature_c.unwrap_or(DEFAULT_TEMPERATURE_C) - 15.0) / 10.0;
+    vec![
+        baseline,
+        baseline * cloud,
+        baseline * temperature,
+        baseline * (1.0 - sun.cos_zenith().max(0.0)),
+    ]
+}
+
+/// The learned part: residual = coefficients · features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Correction {
+    pub coefficients: Vec<f64>,
+}
+
+/// Mean absolute error (kWh per hour) and the same normalised by the energy produced.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Error {
+    pub mae_kwh: f64,
+    pub nmae: f64,
+    pub hours: usize,
+}
+
+impl Error {
+    /// Over hours where there was light or production; `None` without any energy.
+    pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {
+        let (mut absolute, mut energy, mut hours) = (0.0, 0.0, 0usize);
+        for (predicted, actual) in pairs {
+            if predicted <= 0.0 && actual <= 0.0 {
+                continue;
+            }
+            absolute += (predicted - actual).abs();
+            energy += actual;
+            hours += 1;
+        }
+        (hours > 0 && energy > 0.0).then(|| Self {
+            mae_kwh: absolute / hours as f64,
+            nmae: absolute / energy,
+            hours,
+        })
+    }
+}
+
+/// What a training found, for the logs, MQTT and the state file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingReport {
+    pub trained_at: DateTime<Utc>,
+    pub training_days: usize,
+    pub hold_out_days: usize,
+    pub training_error: Option<Error>,
+    /// The learned model on the held-out days.
+    pub hold_out_error: Option<Error>,
+    /// The physical baseline on the same held-out days.
+    pub baseline_hold_out_error: Option<Error>,
+    /// Whether the correction is used (it beat the baseline on the held-out days).
+    pub adopted: bool,
+    /// Why not, when it is not.
+    pub note: Option<String>,
+}
+
+/// A training sample: the weather of an hour and what the meter counted.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub weather: WeatherHour,
+    pub actual_kwh: f64,
+}
+
+/// The model a forecast is made with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub correction: Option<Correction>,
+    pub report: Option<TrainingReport>,
+}
+
+impl Model {
+    /// `"learned"` when a correction is in use, else `"physical"`.
+    pub fn kind(&self) -> &'static str {
+        if self.correction.is_some() {
+            "learned"
+        } else {
+            "physical"
+        }
+    }
+
+    pub fn predict_kwh(&self, site: &Site, hour: &WeatherHour) -> f64 {
+        let baseline = baseline_kwh(site, hour);
+        let Some(correction) = &self.correction else {
+            return baseline;
+        };
+        if baseline <= 0.0 {
+            return 0.0;
+        }
+        let residual: f64 = features(site, hour, baseline)
+            .iter()
+            .zip(&correction.coefficients)
+            .map(|(x, w)| x * w)
+            .sum();
+        (baseline + residual).clamp(0.0, site.kwp())
+    }
+
+    /// Trains on `samples`: the last fifth of the days is held out to judge the
+    /// correction against the baseline. Fewer than `min_days` days keep the baseline.
+    pub fn train(site: &Site, samples: &[Sample], min_days: usize, now: DateTime<Utc>) -> Self {
+        let days: BTreeSet<NaiveDate> = samples
+            .iter()
+            .map(|s| s.weather.start.date_naive())
+            .collect();
+        let days: Vec<NaiveDate> = days.into_iter().collect();
+        let report = |training_days, hold_out_days, note: String| TrainingReport {
+            trained_at: now,
+            training_days,
+            hold_out_days,
+            training_error: None,
+            hold_out_error: None,
+            baseline_hold_out_error: None,
+            adopted: false,
+            note: Some(note),
+        };
+        if days.len() < min_days.max(2) {
+            return Self {
+                correction: None,
+                report: Some(report(
+                    days.len(),
+                    0,
+                    format!(
+                        "{} day(s) of history, {} needed: physical model",
+                        days.len(),
+                        min_days.max(2)
+                    ),
+                )),
+            };
+        }
+        let hold_out_days = ((days.len() as f64 * HOLD_OUT_SHARE).round() as usize).max(1);
+        let first_hold_out = days[days.len() - hold_out_days];
+        let (training, hold_out): (Vec<&Sample>, Vec<&Sample>) = samples
+            .iter()
+            .partition(|s| s.weather.start.date_naive() < first_hold_out);
+        let training_days = days.len() - hold_out_days;
+        let correction = match fit(site, &training) {
+            Ok(correction) => correction,
+            Err(error) => {
+                return Self {
+                    correction: None,
+                    report: Some(report(
+                        training_days,
+                        hold_out_days,
+                        format!("fit failed: {error}"),
+                    )),
+                }
+            }
+        };
+        let learned = Self {
+            correction: Some(correction),
+            report: None,
+        };
+        let physical = Self::default();
+        let error_on = |model: &Self, set: &[&Sample]| {
+            Error::of(
+                set.iter()
+                    .map(|s| (model.predict_kwh(site, &s.weather), s.actual_kwh)),
+            )
+        };
+        let hold_out_error = error_on(&learned, &hold_out);
+        let baseline_hold_out_error = error_on(&physical, &hold_out);
+        let adopted = match (hold_out_error, baseline_hold_out_error) {
+            (Some(learned), Some(baseline)) => learned.mae_kwh < baseline.mae_kwh,
+            _ => false,
+        };
+        let report = TrainingReport {
+            trained_at: now,
+            training_days,
+            hold_out_days,
+            training_error: error_on(&learned, &training),
+            hold_out_error,
+            baseline_hold_out_error,
+            adopted,
+            note: (!adopted).then(|| {
+                "the correction did not beat the physical baseline on the held-out days".to_string()
+            }),
+        };
+        Self {
+            correction: if adopted { learned.correction } else { None },
+            report: Some(report),
+        }
+    }
+}
+
+fn fit(site: &Site, samples: &[&Sample]) -> Result<Correction, String> {
+    let mut rows = Vec::new();
+    let mut residuals = Vec::new();
+    for sample in samples {
+        let baseline = baseline_kwh(site, &sample.weather);
+        if baseline <= 0.0 {
+            continue;
+        }
+        rows.push(features(site, &sample.weather, baseline));
+        residuals.push(sample.actual_kwh - baseline);
+    }
+    if rows.len() < 24 {
+        return Err(format!("{} daylight hours are too few", rows.len()));
+    }
+    let x = DenseMatrix::from_2d_vec(&rows).map_err(|e| e.to_string())?;
+    // No intercept (normalize = false): no light, no correction; the ridge penalty
+    // pulls the correction towards zero, i.e. towards the physical baseline.
+    let parameters = RidgeRegressionParameters::default()
+        .with_alpha(RIDGE_ALPHA)
+        .with_normalize(false);
+    let fitted: RidgeRegression<f64, f64, DenseMatrix<f64>, Vec<f64>> =
+        RidgeRegression::fit(&x, &residuals, parameters).map_err(|e| e.to_string())?;
+    let coefficients = fitted.coefficients();
+    Ok(Correction {
+        coefficients: (0..rows[0].len())
+            .map(|i| *coefficients.get((i, 0)))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn site() -> Site {
+        Site {
+            latitude: 52.0,
+            longitude: 7.6,
+            arrays: vec![Array {
+                kwp: 8.0,
+                tilt_deg: 30.0,
+                azimuth_deg: 180.0,
+            }],
+        }
+    }
+
+    /// A clear-sky day with clouds varying by day; the "real" roof yields `factor` of
+    /// what the physics says, less on cloudy hours (what a correction should learn).
+    fn history(days: i64, factor: f64) -> Vec<Sample> {
+        let site = site();
+        let mut samples = Vec::new();
+        for day in 0..days {
+            for hour in 0..24 {
+                let start =
+                    Utc.with_ymd_and_hms(2026, 5, 1, hour, 0, 0).unwrap() + Duration::days(day);
+                let sun = solar::sun_position(start + Duration::minutes(30), 52.0, 7.6);
+                let cloud = ((day * 37 + i64::from(hour) * 11) % 100) as f64;
+                let clear = if sun.is_up() {
+                    1000.0 * sun.cos_zenith()
+                } else {
+                    0.0
+                };
+                let weather = WeatherHour {
+                    start,
+                    ghi: clear * (1.0 - 0.7 * cloud / 100.0),
+                    dni: None,
+                    dhi: None,
+                    temperature_c: Some(18.0),
+                    cloud_cover: Some(cloud),
+                };
+                let physics = baseline_kwh(&site, &weather);
+                let actual = physics * factor * (1.0 - 0.2 * cloud / 100.0);
+                samples.push(Sample {
+                    weather,
+                    actual_kwh: actual,
+                });
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn the_baseline_yields_nothing_at_night_and_about_kwp_at_a_clear_noon() {
+        let noon = WeatherHour {
+            start: Utc.with_ymd_and_hms(2026, 6, 21, 11, 0, 0).unwrap(),
+            ghi: 850.0,
+            dni: None,
+            dhi: None,
+            temperature_c: Some(20.0),
+            cloud_cover: Some(0.0),
+        };
+        let night = WeatherHour {
+            start: Utc.with_ymd_and_hms(2026, 6, 21, 22, 0, 0).unwrap(),
+            ghi: 0.0,
+            ..noon.clone()
+        };
+        let kwh = baseline_kwh(&site(), &noon);
+        assert!(
+            (5.5..8.0).contains(&kwh),
+            "8 kWp at a clear June noon: {kwh}"
+        );
+        assert_eq!(baseline_kwh(&site(), &night), 0.0);
+        let two = Site {
+            arrays: vec![site().arrays[0].clone(), site().arrays[0].clone()],
+            ..site()
+        };
+        assert!(
+            (baseline_kwh(&two, &noon) - 2.0 * kwh).abs() < 1e-9,
+            "arrays add up"
+        );
+    }
+
+    #[test]
+    fn a_correction_is_learned_when_the_roof_yields_less_than_the_physics() {
+        let samples = history(20, 0.8);
+        let model = Model::train(&site(), &samples, 7, Utc::now());
+        let report = model.report.clone().unwrap();
+        assert!(report.adopted, "{report:?}");
+        assert_eq!(model.kind(), "learned");
+        assert_eq!((report.training_days, report.hold_out_days), (16, 4));
+        let learned = report.hold_out_error.unwrap();
+        let baseline = report.baseline_hold_out_error.unwrap();
+        assert!(
+            learned.nmae < 0.5 * baseline.nmae,
+            "{learned:?} vs {baseline:?}"
+        );
+        assert!(learned.nmae < 0.05, "{learned:?}");
+    }
+
+    #[test]
+    fn a_roof_that_matches_the_physics_keeps_the_baseline_or_stays_as_good() {
+        let samples = history(20, 1.0 / (1.0 - 0.1));
+        let model = Model::train(&site(), &samples, 7, Utc::now());
+        let report = model.report.unwrap();
+        if report.adopted {
+            assert!(
+                report.hold_out_error.unwrap().mae_kwh
+                    < report.baseline_hold_out_error.unwrap().mae_kwh
+            );
+        }
+    }
+
+    #[test]
+    fn too_little_history_keeps_the_physical_model_and_says_why() {
+        let model = Model::train(&site(), &history(3, 0.8), 7, Utc::now());
+        assert_eq!(model.kind(), "physical");
+        assert!(model
+            .report
+            .unwrap()
+            .note
+            .unwrap()
+            .contains("3 day(s) of history, 7 needed"));
+    }
+
+    #[test]
+    fn nmae_is_the_error_per_kwh_produced() {
+        let error = Error::of([(1.0, 2.0), (3.0, 2.0), (0.0, 0.0)]).unwrap();
+        assert_eq!(error.hours, 2);
+        assert!((error.mae_kwh - 1.0).abs() < 1e-12);
+        assert!((error.nmae - 0.5).abs() < 1e-12);
+        assert_eq!(Error::of([(0.0, 0.0)]), None);
+    }
+
+    #[test]
+    fn the_prediction_never_exceeds_the_rated_power_or_goes_negative() {
+        let model = Model {
+            correction: Some(Correction {
+                coefficients: vec![5.0, 0.0, 0.0, 0.0],
+            }),
+            report: None,
+        };
+        let noon = &history(1, 1.0)[11].weather;
+        assert!(model.predict_kwh(&site(), noon) <= site().kwp());
+        let negative = Model {
+            correction: Some(Correction {
+                coefficients: vec![-5.0, 0.0, 0.0, 0.0],
+            }),
+            report: None,
+        };
+        assert_eq!(negative.predict_kwh(&site(), noon), 0.0);
+    }
+}

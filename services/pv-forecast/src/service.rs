@@ -1,0 +1,387 @@
+//! The I/O around the model: Open-Meteo and HA history in, MQTT and HA entities out.
+
+use chrono::{DateTime, Duration as Span, Timelike, Utc};
+use chrono_tz::Tz;
+use homelab::discovery::{self, Entity};
+use homelab::web::WebClient;
+use homelab::{Context, Health, Message, Service, StateStore};
+use pv_forecast::forecast::{hourly_energy, Forecast};
+use pv_forecast::model::{Model, Sample, Site};
+use pv_forecast::solar::Array;
+use pv_forecast::weather::{self, WeatherHour};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub(crate) struct PvForecastSettings {
+    pub(crate) home_latitude: f64,
+    pub(crate) home_longitude: f64,
+    pub(crate) pv_forecast_arrays: String,
+    pv_forecast_open_meteo_url: String,
+    pv_forecast_power_entity: String,
+    pv_forecast_refresh_seconds: u64,
+    pv_forecast_train_days: u32,
+    pv_forecast_min_train_days: usize,
+    pv_forecast_retrain_hour: u32,
+    pv_forecast_stale_after_seconds: i64,
+}
+
+impl Default for PvForecastSettings {
+    fn default() -> Self {
+        Self {
+            home_latitude: 0.0,
+            home_longitude: 0.0,
+            pv_forecast_arrays: String::new(),
+            pv_forecast_open_meteo_url: "https://api.open-meteo.com".into(),
+            pv_forecast_power_entity: "sensor.pv_power".into(),
+            pv_forecast_refresh_seconds: 3600,
+            pv_forecast_train_days: 30,
+            pv_forecast_min_train_days: 7,
+            pv_forecast_retrain_hour: 2,
+            pv_forecast_stale_after_seconds: 3 * 3600,
+        }
+    }
+}
+
+impl PvForecastSettings {
+    /// The place and arrays, or what is wrong with them.
+    pub(crate) fn site(&self) -> anyhow::Result<Site> {
+        if self.home_latitude == 0.0 && self.home_longitude == 0.0 {
+            anyhow::bail!("HOME_LATITUDE and HOME_LONGITUDE are not set (the PV's location)");
+        }
+        if !(-90.0..=90.0).contains(&self.home_latitude) {
+            anyhow::bail!("HOME_LATITUDE={} is not -90..90", self.home_latitude);
+        }
+        if !(-180.0..=180.0).contains(&self.home_longitude) {
+            anyhow::bail!("HOME_LONGITUDE={} is not -180..180", self.home_longitude);
+        }
+        let arrays = Array::parse_list(&self.pv_forecast_arrays)
+            .map_err(|error| anyhow::anyhow!("PV_FORECAST_ARRAYS: {error}"))?;
+        Ok(Site {
+            latitude: self.home_latitude,
+            longitude: self.home_longitude,
+            arrays,
+        })
+    }
+}
+
+/// What survives a restart: the trained model and the last good forecast.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct PvForecastState {
+    model: Model,
+    forecast: Option<Forecast>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Command {
+    command: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Refresh,
+    Retrain,
+}
+
+pub(crate) struct PvForecastService {
+    settings: PvForecastSettings,
+    site: Site,
+    zone: Tz,
+    web: WebClient,
+    store: StateStore<PvForecastState>,
+    state: Mutex<PvForecastState>,
+    last_error: Mutex<Option<String>>,
+}
+
+fn entities() -> Vec<Entity> {
+    let energy = |id: &str, name: &str| {
+        Entity::sensor(id, name)
+            .unit("kWh")
+            .device_class("energy")
+            .icon("mdi:solar-power")
+    };
+    vec![
+        energy("today_remaining", "PV forecast today remaining"),
+        energy("today_total", "PV forecast today"),
+        energy("tomorrow_total", "PV forecast tomorrow"),
+        Entity::sensor("model", "PV forecast model"),
+        Entity::sensor("hold_out_nmae", "PV forecast error (nMAE)")
+            .unit("%")
+            .state_class("measurement"),
+        Entity::binary_sensor("stale", "PV forecast stale").device_class("problem"),
+    ]
+}
+
+impl Service for PvForecastService {
+    const NAME: &'static str = "pv-forecast";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const ABOUT: &'static str =
+        "Forecasts today's and tomorrow's PV energy (physical baseline + learned correction).";
+    const USES_HOME_ASSISTANT: bool = true;
+    type Settings = PvForecastSettings;
+
+    fn new(ctx: &Context<PvForecastSettings>) -> anyhow::Result<Self> {
+        let settings = ctx.settings().clone();
+        let site = settings.site()?;
+        let zone: Tz = ctx.common().timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "TIMEZONE={:?} is not an IANA time zone",
+                ctx.common().timezone
+            )
+        })?;
+        if settings.pv_forecast_train_days > 92 {
+            anyhow::bail!(
+                "PV_FORECAST_TRAIN_DAYS={} is above Open-Meteo's 92 past days",
+                settings.pv_forecast_train_days
+            );
+        }
+        let store = ctx.state_store::<PvForecastState>();
+        let state = store.load().state;
+        tracing::info!(
+            model = state.model.kind(),
+            kwp = site.kwp(),
+            arrays = site.arrays.len(),
+            "state_loaded"
+        );
+        Ok(Self {
+            settings,
+            site,
+            zone,
+            web: WebClient::new(concat!("homelab-pv-forecast/", env!("CARGO_PKG_VERSION"))),
+            store,
+            state: Mutex::new(state),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    async fn run(self: Arc<Self>, ctx: Context<PvForecastSettings>) -> anyhow::Result<()> {
+        discovery::announce(ctx.mqtt(), Self::VERSION, &entities()).await?;
+        let (jobs, mut queue) = mpsc::channel::<Job>(8);
+        let topic = format!("homelab/orchestrator/command/{}", Self::NAME);
+        ctx.subscribe(&topic, move |message: Message<Command>| {
+            let jobs = jobs.clone();
+            async move {
+                let job = match message.payload.command.as_str() {
+                    "refresh" => Job::Refresh,
+                    "retrain" => Job::Retrain,
+                    other => {
+                        anyhow::bail!("unknown command {other:?}; expected refresh or retrain")
+                    }
+                };
+                tracing::info!(command = ?job, "command_received");
+                jobs.send(job)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the service is stopping"))?;
+                Ok(())
+            }
+        })
+        .await?;
+        tracing::info!(topic = %topic, kwp = self.site.kwp(), "service_started");
+
+        let mut refresh = tokio::time::interval(Duration::from_secs(
+            self.settings.pv_forecast_refresh_seconds.max(60),
+        ));
+        loop {
+            let job = tokio::select! {
+                () = ctx.shutdown().cancelled() => return Ok(()),
+                _ = refresh.tick() => if self.retrain_due(Utc::now()) { Job::Retrain } else { Job::Refresh },
+                job = queue.recv() => job.unwrap_or(Job::Refresh),
+            };
+            if let Job::Retrain = job {
+                if let Err(error) = self.retrain(&ctx).await {
+                    tracing::warn!(error = format!("{error:#}"), "retrain_failed");
+                }
+            }
+            self.refresh(&ctx).await?;
+        }
+    }
+
+    fn health(&self) -> Health {
+        let state = self.state.lock().expect("poisoned");
+        let base = match (
+            &state.forecast,
+            self.last_error.lock().expect("poisoned").clone(),
+        ) {
+            (Some(forecast), _) if !self.is_stale(forecast, Utc::now()) => Health::online(),
+            (_, Some(error)) => Health::degraded(format!("no fresh forecast: {error}")),
+            _ => Health::degraded("no fresh forecast yet"),
+        };
+        base.with("model", state.model.kind()).with(
+            "forecast_generated_at",
+            state.forecast.as_ref().map(|f| f.generated_at),
+        )
+    }
+}
+
+impl PvForecastService {
+    fn is_stale(&self, forecast: &Forecast, now: DateTime<Utc>) -> bool {
+        now - forecast.generated_at > Span::seconds(self.settings.pv_forecast_stale_after_seconds)
+    }
+
+    /// Once a day at the retrain hour (local), and at once when never trained.
+    fn retrain_due(&self, now: DateTime<Utc>) -> bool {
+        let state = self.state.lock().expect("poisoned");
+        let Some(report) = &state.model.report else {
+            return true;
+        };
+        let local_now = now.with_timezone(&self.zone);
+        let trained_day = report.trained_at.with_timezone(&self.zone).date_naive();
+        trained_day < local_now.date_naive()
+            && local_now.hour() >= self.settings.pv_forecast_retrain_hour
+    }
+
+    async fn fetch_weather(&self, past_days: u32) -> anyhow::Result<Vec<WeatherHour>> {
+        let url = weather::forecast_url(
+            &self.settings.pv_forecast_open_meteo_url,
+            self.site.latitude,
+            self.site.longitude,
+            past_days,
+        );
+        let body = self.web.get_text(&url).await?;
+        weather::parse_open_meteo(&body).map_err(|error| anyhow::anyhow!("Open-Meteo: {error}"))
+    }
+
+    /// Fetches the forecast, publishes it, keeps it; on failure publishes the last good one.
+    async fn refresh(&self, ctx: &Context<PvForecastSettings>) -> anyhow::Result<()> {
+        let now = Utc::now();
+        match self.fetch_weather(0).await {
+            Ok(hours) => {
+                let forecast = {
+                    let mut state = self.state.lock().expect("poisoned");
+                    let forecast = Forecast::make(&self.site, &state.model, &hours, now, self.zone);
+                    state.forecast = Some(forecast.clone());
+                    if let Err(error) = self.store.save(&state) {
+                        tracing::warn!(error = %error, "state_save_failed");
+                    }
+                    forecast
+                };
+                *self.last_error.lock().expect("poisoned") = None;
+                tracing::info!(today_kwh = forecast.today_kwh, tomorrow_kwh = forecast.tomorrow_kwh, model = %forecast.model, "forecast_refreshed");
+                ctx.touch_health();
+            }
+            Err(error) => {
+                let message = format!("{error:#}");
+                tracing::warn!(error = %message, "weather_fetch_failed");
+                *self.last_error.lock().expect("poisoned") = Some(message);
+            }
+        }
+        self.publish(ctx, now).await
+    }
+
+    async fn publish(
+        &self,
+        ctx: &Context<PvForecastSettings>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let Some(forecast) = self.state.lock().expect("poisoned").forecast.clone() else {
+            return Ok(());
+        };
+        let stale = self.is_stale(&forecast, now);
+        // Yesterday's forecast says nothing about today's remaining energy.
+        let current = forecast.is_for(now, self.zone);
+        let remaining = if current {
+            forecast.remaining_today_kwh(now)
+        } else {
+            0.0
+        };
+        if stale {
+            tracing::warn!(generated_at = %forecast.generated_at, "forecast_stale");
+        }
+        ctx.publish(
+            "updated",
+            &serde_json::json!({
+                "generated_at": forecast.generated_at,
+                "today_date": forecast.today_date,
+                "today": forecast.today,
+                "tomorrow": forecast.tomorrow,
+                "today_kwh": forecast.today_kwh,
+                "today_remaining_kwh": remaining,
+                "tomorrow_kwh": forecast.tomorrow_kwh,
+                "model": forecast.model,
+                "hold_out_error": forecast.hold_out_error,
+                "stale": stale,
+            }),
+        )
+        .await?;
+        let mqtt = ctx.mqtt();
+        discovery::publish_state(mqtt, "today_remaining", remaining).await?;
+        discovery::publish_state(mqtt, "today_total", forecast.today_kwh).await?;
+        discovery::publish_state(mqtt, "tomorrow_total", forecast.tomorrow_kwh).await?;
+        discovery::publish_state(mqtt, "model", &forecast.model).await?;
+        let nmae = forecast
+            .hold_out_error
+            .map_or("unknown".to_string(), |e| format!("{:.1}", e.nmae * 100.0));
+        discovery::publish_state(mqtt, "hold_out_nmae", nmae).await?;
+        discovery::publish_state(mqtt, "stale", if stale { "ON" } else { "OFF" }).await?;
+        Ok(())
+    }
+
+    /// Trains on the past days' weather and what the PV meter counted (HA history).
+    async fn retrain(&self, ctx: &Context<PvForecastSettings>) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let days = self.settings.pv_forecast_train_days;
+        let weather = self.fetch_weather(days).await?;
+        let start = now - Span::days(i64::from(days));
+        let entity = self.settings.pv_forecast_power_entity.as_str();
+        let history = ctx.home_assistant().history(&[entity], start, now).await?;
+        let samples_w: Vec<(DateTime<Utc>, Option<f64>)> = history
+            .into_iter()
+            .flatten()
+            .filter_map(|state| {
+                let at = state
+                    .last_changed
+                    .as_deref()
+                    .or(state.last_updated.as_deref())?;
+                let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+                Some((at, state.reading().and_then(|r| r.power_watts())))
+            })
+            .collect();
+        let energy: std::collections::BTreeMap<_, _> =
+            hourly_energy(&samples_w, now).into_iter().collect();
+        let samples: Vec<Sample> = weather
+            .into_iter()
+            .filter_map(|hour| {
+                energy.get(&hour.start).map(|kwh| Sample {
+                    actual_kwh: *kwh,
+                    weather: hour,
+                })
+            })
+            .collect();
+        let model = Model::train(
+            &self.site,
+            &samples,
+            self.settings.pv_forecast_min_train_days,
+            now,
+        );
+        let report = model.report.clone();
+        if let Some(report) = &report {
+            tracing::info!(
+                model = model.kind(),
+                training_days = report.training_days,
+                hold_out_days = report.hold_out_days,
+                training_mae_kwh = report.training_error.map(|e| e.mae_kwh),
+                training_nmae = report.training_error.map(|e| e.nmae),
+                hold_out_mae_kwh = report.hold_out_error.map(|e| e.mae_kwh),
+                hold_out_nmae = report.hold_out_error.map(|e| e.nmae),
+                baseline_hold_out_nmae = report.baseline_hold_out_error.map(|e| e.nmae),
+                note = report.note.as_deref(),
+                "model_trained"
+            );
+        }
+        ctx.publish(
+            "model",
+            &serde_json::json!({"kind": model.kind(), "report": report, "samples": samples.len()}),
+        )
+        .await?;
+        let mut state = self.state.lock().expect("poisoned");
+        state.model = model;
+        if let Err(error) = self.store.save(&state) {
+            tracing::warn!(error = %error, "state_save_failed");
+        }
+        Ok(())
+    }
+}
