@@ -294,6 +294,8 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "service_failed");
+            // The same in one plain line, for a person reading a terminal or `docker logs`.
+            eprintln!("{}: {error:#}", S::NAME);
             ExitCode::FAILURE
         }
     }

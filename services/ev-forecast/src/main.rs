@@ -1,12 +1,12 @@
-//! ev-forecast: scaffolded from the example-service template.
+//! ev-forecast: what the car needs for the next trips, as a demand plan.
 //!
-//! It answers `{"command":"ping","request_id":"…"}` on
-//! `homelab/orchestrator/command/ev-forecast` with a `pong` (once per request id,
-//! even across restarts), publishes a `tick` every `EV_FORECAST_INTERVAL_SECONDS`, keeps
-//! its counters in `DATA_DIR/state.json`, touches the health file after every cycle
-//! and adds a `data_dir` step to `diagnose`.
+//! Every `EV_FORECAST_REFRESH_SECONDS` it reads the calendars in
+//! `EV_FORECAST_ICAL_URLS` (iCal URLs or files; Google Calendar's "secret address in
+//! iCal format" works), finds how far each destination is (the user's
+//! `EV_FORECAST_DISTANCES` first, else Nominatim, cached in `DATA_DIR`), and publishes
+//! `homelab/ev-forecast/plan` (retained): energy needed, deadline, urgency and trips.
+//! It never commands the charger: smart-ev-charging acts on the plan.
 
-mod commands;
 mod service;
 
 fn main() -> std::process::ExitCode {

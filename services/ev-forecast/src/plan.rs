@@ -1,0 +1,240 @@
+//! From trips to a demand: how much energy the car needs, by when, how urgent.
+//! A plan, never a command: smart-ev-charging decides how to deliver it.
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug)]
+pub struct PlanConfig {
+    pub consumption_kwh_per_100km: f64,
+    /// Multiplies consumption from November to March (heating, cold battery).
+    pub winter_factor: f64,
+    /// Kept in the battery on arrival back home.
+    pub reserve_kwh: f64,
+    pub battery_kwh: f64,
+    /// What the wallbox can deliver, for the urgency.
+    pub charge_power_kw: f64,
+    /// Trips starting this long after the first one are driven on the same charge.
+    pub group_hours: f64,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        Self {
+            consumption_kwh_per_100km: 18.0,
+            winter_factor: 1.3,
+            reserve_kwh: 5.0,
+            battery_kwh: 60.0,
+            charge_power_kw: 11.0,
+            group_hours: 12.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistanceSource {
+    /// The user's distance table.
+    Table,
+    /// Nominatim, straight line × road factor.
+    Geocoded,
+    /// Not found: the trip counts no energy (and a warning says so).
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trip {
+    pub summary: String,
+    pub destination: Option<String>,
+    pub start: DateTime<Utc>,
+    /// One way, by road.
+    pub distance_km: Option<f64>,
+    pub distance_source: DistanceSource,
+    /// There and back.
+    pub energy_kwh: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub energy_needed_kwh: f64,
+    /// When the first trip leaves; `None` without trips.
+    pub deadline: Option<DateTime<Utc>>,
+    pub urgency: Urgency,
+    pub trips: Vec<Trip>,
+    /// The car's state of charge the plan counted with, when known.
+    pub ev_soc: Option<f64>,
+}
+
+fn is_winter(time: DateTime<Utc>) -> bool {
+    matches!(time.month(), 11 | 12 | 1 | 2 | 3)
+}
+
+/// Energy for the trip there and back.
+pub fn trip_energy_kwh(one_way_km: f64, start: DateTime<Utc>, config: &PlanConfig) -> f64 {
+    let factor = if is_winter(start) {
+        config.winter_factor
+    } else {
+        1.0
+    };
+    2.0 * one_way_km * config.consumption_kwh_per_100km / 100.0 * factor
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// The plan for the trips ahead of `now`. The first trip's start is the deadline;
+/// it and the trips within `group_hours` after it must fit in the battery now, less
+/// what the car already holds (when its SoC is known; unknown counts as empty).
+pub fn make_plan(
+    mut trips: Vec<Trip>,
+    ev_soc: Option<f64>,
+    now: DateTime<Utc>,
+    config: &PlanConfig,
+) -> Plan {
+    trips.retain(|trip| trip.start > now);
+    trips.sort_by_key(|trip| trip.start);
+    let Some(first) = trips.first().map(|t| t.start) else {
+        return Plan {
+            energy_needed_kwh: 0.0,
+            deadline: None,
+            urgency: Urgency::None,
+            trips,
+            ev_soc,
+        };
+    };
+    let group_end = first + Duration::seconds((config.group_hours * 3600.0) as i64);
+    let trips_energy: f64 = trips
+        .iter()
+        .filter(|t| t.start <= group_end)
+        .map(|t| t.energy_kwh)
+        .sum();
+    let held = ev_soc.map_or(0.0, |soc| {
+        soc.clamp(0.0, 100.0) / 100.0 * config.battery_kwh
+    });
+    let needed = (trips_energy + config.reserve_kwh - held).clamp(0.0, config.battery_kwh);
+    let needed = if trips_energy == 0.0 { 0.0 } else { needed };
+    let hours_left = (first - now).num_seconds() as f64 / 3600.0;
+    let slack = hours_left - needed / config.charge_power_kw.max(0.1);
+    let urgency = if needed <= 0.0 {
+        Urgency::None
+    } else if slack < 1.0 {
+        Urgency::High
+    } else if slack < 6.0 {
+        Urgency::Medium
+    } else {
+        Urgency::Low
+    };
+    Plan {
+        energy_needed_kwh: round2(needed),
+        deadline: Some(first),
+        urgency,
+        trips,
+        ev_soc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn trip(hours_from_now: i64, energy: f64) -> Trip {
+        Trip {
+            summary: "trip".into(),
+            destination: Some("somewhere".into()),
+            start: now() + Duration::hours(hours_from_now),
+            distance_km: Some(energy),
+            distance_source: DistanceSource::Table,
+            energy_kwh: energy,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 18, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn energy_is_there_and_back_and_more_in_winter() {
+        let config = PlanConfig::default();
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 8, 0, 0).unwrap();
+        let winter = Utc.with_ymd_and_hms(2026, 1, 15, 8, 0, 0).unwrap();
+        assert!((trip_energy_kwh(50.0, summer, &config) - 18.0).abs() < 1e-9);
+        assert!((trip_energy_kwh(50.0, winter, &config) - 18.0 * 1.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_deadline_is_the_first_departure_and_same_day_trips_add_up() {
+        let config = PlanConfig::default();
+        let plan = make_plan(
+            vec![trip(30, 4.0), trip(14, 10.0), trip(16, 6.0), trip(-2, 50.0)],
+            None,
+            now(),
+            &config,
+        );
+        assert_eq!(plan.deadline, Some(now() + Duration::hours(14)));
+        // 10 + 6 (within 12 h of the first) + 5 reserve; the trip 30 h out is later; the past one is gone.
+        assert_eq!(plan.energy_needed_kwh, 21.0);
+        assert_eq!(plan.trips.len(), 3);
+        assert_eq!(plan.urgency, Urgency::Low, "14 h for 21 kWh at 11 kW");
+    }
+
+    #[test]
+    fn what_the_car_holds_is_subtracted_and_a_full_car_needs_nothing() {
+        let config = PlanConfig::default();
+        let half = make_plan(vec![trip(10, 20.0)], Some(25.0), now(), &config);
+        assert_eq!(half.energy_needed_kwh, 10.0, "20 + 5 reserve − 15 held");
+        let full = make_plan(vec![trip(10, 20.0)], Some(90.0), now(), &config);
+        assert_eq!((full.energy_needed_kwh, full.urgency), (0.0, Urgency::None));
+    }
+
+    #[test]
+    fn urgency_grows_as_the_slack_shrinks_and_the_need_is_capped_by_the_battery() {
+        let config = PlanConfig::default();
+        assert_eq!(
+            make_plan(vec![trip(4, 20.0)], None, now(), &config).urgency,
+            Urgency::Medium
+        );
+        assert_eq!(
+            make_plan(vec![trip(2, 30.0)], None, now(), &config).urgency,
+            Urgency::High
+        );
+        let long = make_plan(vec![trip(20, 200.0)], None, now(), &config);
+        assert_eq!(long.energy_needed_kwh, 60.0);
+    }
+
+    #[test]
+    fn no_trips_or_unknown_distances_need_nothing() {
+        let config = PlanConfig::default();
+        let empty = make_plan(vec![], None, now(), &config);
+        assert_eq!(
+            (empty.energy_needed_kwh, empty.deadline, empty.urgency),
+            (0.0, None, Urgency::None)
+        );
+        let unknown = make_plan(vec![trip(5, 0.0)], None, now(), &config);
+        assert_eq!(
+            unknown.energy_needed_kwh, 0.0,
+            "no reserve charged for a trip of unknown length"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! ev-forecast as a user runs it: the real binary and the real mosquitto. The
+//! calendar (iCal URL) and Nominatim are loopback servers; Nominatim replays the
+//! saved answer in tests/fixtures. Home Assistant is not needed (no SoC entity set).
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use homelab::testkit::{Broker, Probe, ServiceProcess};
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Fakes {
+    calendar: Mutex<String>,
+    geocoded: Mutex<Vec<String>>,
+    calendar_requests: AtomicUsize,
+}
+
+async fn calendar(State(fakes): State<Arc<Fakes>>) -> String {
+    fakes.calendar_requests.fetch_add(1, Ordering::SeqCst);
+    fakes.calendar.lock().unwrap().clone()
+}
+
+async fn search(
+    State(fakes): State<Arc<Fakes>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> String {
+    let q = query.get("q").cloned().unwrap_or_default();
+    fakes.geocoded.lock().unwrap().push(q.clone());
+    if q == "Hamburg" {
+        include_str!("fixtures/nominatim-hamburg.json").to_string()
+    } else {
+        "[]".to_string()
+    }
+}
+
+fn stamp(hours_from_now: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(hours_from_now))
+        .format("%Y%m%dT%H%M00Z")
+        .to_string()
+}
+
+fn calendar_text() -> String {
+    [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "BEGIN:VEVENT",
+        "UID:far",
+        &format!("DTSTART:{}", stamp(5)),
+        "SUMMARY:Weekend trip",
+        "LOCATION:Hamburg",
+        "END:VEVENT",
+        "BEGIN:VEVENT",
+        "UID:office",
+        &format!("DTSTART:{}", stamp(8)),
+        "SUMMARY:Office",
+        "LOCATION:ACME Office\\, Dortmund",
+        "END:VEVENT",
+        "BEGIN:VEVENT",
+        "UID:nowhere",
+        &format!("DTSTART:{}", stamp(9)),
+        "SUMMARY:Mystery place",
+        "LOCATION:Atlantis",
+        "END:VEVENT",
+        "BEGIN:VEVENT",
+        "UID:broken",
+        "DTSTART:tomorrow-ish",
+        "SUMMARY:Typed by hand",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    .join("\r\n")
+}
+
+const PLAN: &str = "homelab/ev-forecast/plan";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() {
+    let broker = Broker::start();
+    let fakes = Arc::new(Fakes::default());
+    *fakes.calendar.lock().unwrap() = calendar_text();
+    let app = axum::Router::new()
+        .route("/family.ics", get(calendar))
+        .route("/search", get(search))
+        .with_state(fakes.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let data = tempfile::tempdir().unwrap();
+    let mut probe = Probe::connect(broker.port(), &[PLAN]).await;
+    let _service = ServiceProcess::spawn(
+        Command::new(env!("CARGO_BIN_EXE_ev-forecast"))
+            .current_dir(data.path())
+            .env_clear()
+            .env("MQTT_HOST", "127.0.0.1")
+            .env("MQTT_PORT", broker.port().to_string())
+            .env("DATA_DIR", data.path())
+            .env("HOME_LATITUDE", "51.9625")
+            .env("HOME_LONGITUDE", "7.6256")
+            .env(
+                "EV_FORECAST_ICAL_URLS",
+                format!("http://127.0.0.1:{port}/family.ics"),
+            )
+            .env(
+                "EV_FORECAST_NOMINATIM_URL",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env("EV_FORECAST_DISTANCES", "ACME Office=40")
+            .env("EV_FORECAST_BATTERY_KWH", "77")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+
+    let plan = probe
+        .wait_for(PLAN, Duration::from_secs(30), |_| true)
+        .await
+        .expect("a plan is published");
+    let trips = plan["trips"].as_array().unwrap();
+    assert_eq!(trips.len(), 3, "the malformed event is skipped: {plan}");
+    assert_eq!(trips[0]["summary"], "Weekend trip");
+    assert_eq!(trips[0]["distance_source"], "geocoded");
+    let hamburg_km = trips[0]["distance_km"].as_f64().unwrap();
+    assert!(
+        (290.0..330.0).contains(&hamburg_km),
+        "238 km × 1.3 road factor: {hamburg_km}"
+    );
+    assert_eq!(trips[1]["distance_source"], "table");
+    assert_eq!(trips[1]["distance_km"], 40.0);
+    assert_eq!(trips[2]["distance_source"], "unknown");
+    assert_eq!(
+        plan["deadline"], trips[0]["start"],
+        "the first departure is the deadline"
+    );
+    // Hamburg and back alone is above 100 kWh: the plan asks for a full battery.
+    assert_eq!(plan["energy_needed_kwh"], 77.0);
+    assert_eq!(
+        plan["urgency"], "high",
+        "77 kWh at 11 kW take 7 h; the trip leaves in 5 h"
+    );
+    assert!(plan["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(data.path().join("geocode-cache.json").exists());
+
+    // A refresh reads the calendar again; known places are not asked again.
+    let asked = fakes.geocoded.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        vec!["Hamburg", "Atlantis"],
+        "the table's place is never geocoded"
+    );
+    let before = fakes.calendar_requests.load(Ordering::SeqCst);
+    probe
+        .publish_json(
+            "homelab/orchestrator/command/ev-forecast",
+            &serde_json::json!({"command": "refresh"}),
+        )
+        .await;
+    probe
+        .wait_for(PLAN, Duration::from_secs(20), |_| true)
+        .await
+        .expect("a second plan");
+    assert!(fakes.calendar_requests.load(Ordering::SeqCst) > before);
+    assert_eq!(
+        fakes.geocoded.lock().unwrap().len(),
+        2,
+        "cached, including the place that was not found"
+    );
+
+    // The calendar is emptied: the next plan needs nothing.
+    *fakes.calendar.lock().unwrap() = "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".into();
+    probe
+        .publish_json(
+            "homelab/orchestrator/command/ev-forecast",
+            &serde_json::json!({"command": "refresh"}),
+        )
+        .await;
+    let empty = probe
+        .wait_for(PLAN, Duration::from_secs(20), |p| {
+            p["trips"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await
+        .expect("an empty plan");
+    assert_eq!(empty["energy_needed_kwh"], 0.0);
+    assert_eq!(empty["urgency"], "none");
+}
+
+#[test]
+fn diagnose_warns_without_a_calendar_and_bad_settings_are_named() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_ev-forecast"))
+            .current_dir(data.path())
+            .env_clear()
+            .env("DATA_DIR", data.path())
+            .env("HOME_LATITUDE", "52")
+            .env("HOME_LONGITUDE", "7.6")
+            .envs(vars.iter().copied())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let diagnose = run(&["diagnose", "--step", "calendar"], &[]);
+    let text = String::from_utf8_lossy(&diagnose.stdout);
+    assert!(
+        text.contains("calendar")
+            && text.contains("WARN")
+            && text.contains("EV_FORECAST_ICAL_URLS is empty"),
+        "{text}"
+    );
+    let bad = run(&["run"], &[("EV_FORECAST_DISTANCES", "Office=far")]);
+    assert!(!bad.status.success());
+    let error =
+        String::from_utf8_lossy(&bad.stderr).into_owned() + &String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        error.contains("EV_FORECAST_DISTANCES") && error.contains("\"far\" is not a distance"),
+        "{error}"
+    );
+}
