@@ -15,10 +15,12 @@ pub enum Mode {
     MinPv,
     /// Maximum current.
     Fast,
+    /// Meet ev-forecast's plan: PV first, the grid only as late as the deadline needs.
+    Smart,
 }
 
 impl Mode {
-    pub const ALL: [&'static str; 4] = ["off", "pv", "min_pv", "fast"];
+    pub const ALL: [&'static str; 5] = ["off", "pv", "min_pv", "fast", "smart"];
 
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.trim() {
@@ -26,6 +28,7 @@ impl Mode {
             "pv" => Ok(Self::Pv),
             "min_pv" => Ok(Self::MinPv),
             "fast" => Ok(Self::Fast),
+            "smart" => Ok(Self::Smart),
             other => Err(format!(
                 "unknown charging mode {other:?}; expected one of {}",
                 Self::ALL.join(", ")
@@ -39,6 +42,7 @@ impl Mode {
             Self::Pv => "pv",
             Self::MinPv => "min_pv",
             Self::Fast => "fast",
+            Self::Smart => "smart",
         }
     }
 }
@@ -107,6 +111,33 @@ pub struct Meters {
     pub battery_soc: Option<f64>,
     /// What the car draws now.
     pub ev_power_w: Option<f64>,
+    /// What ev-forecast's plan still asks for (smart mode).
+    pub demand: Option<Demand>,
+}
+
+/// Charging time is stretched by this (current taper near full, charger losses).
+const SMART_MARGIN: f64 = 1.2;
+/// And started this much earlier still, in hours.
+const SMART_BUFFER_H: f64 = 0.5;
+
+/// Energy the car still needs, and the hours until it leaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Demand {
+    pub energy_kwh: f64,
+    pub hours_left: f64,
+}
+
+impl Demand {
+    /// Hours at full power (all phases, maximum current) to deliver the energy, with margin.
+    pub fn hours_needed(&self, config: &Config) -> f64 {
+        let kw = config.max_current_a * config.phases * config.voltage_v / 1000.0;
+        self.energy_kwh / kw.max(0.1) * SMART_MARGIN + SMART_BUFFER_H
+    }
+
+    /// Whether waiting for the sun any longer would miss the deadline.
+    pub fn must_charge_now(&self, config: &Config) -> bool {
+        self.energy_kwh > 0.0 && self.hours_left <= self.hours_needed(config)
+    }
 }
 
 /// Power the car may use: export + what it draws now ± battery − reserve.
@@ -218,6 +249,9 @@ impl Controller {
 
     /// Decides for `mode` at time `now_s`.
     pub fn decide(&mut self, mode: Mode, meters: &Meters, config: &Config, now_s: f64) -> Decision {
+        if mode == Mode::Smart {
+            return self.decide_smart(meters, config, now_s);
+        }
         let surplus = surplus_w(meters, config);
         let phases_changed = match (mode, surplus) {
             (Mode::Pv | Mode::MinPv, Some(surplus)) => self.consider_phases(surplus, config, now_s),
@@ -249,7 +283,11 @@ impl Controller {
                     format!("min_pv: surplus {surplus:.0} W → {amps} A"),
                 )
             }
-            (Mode::Pv, Some(surplus)) => self.pv_target(surplus, config, now_s),
+            (Mode::Pv | Mode::Smart, Some(surplus)) => self.pv_target(surplus, config, now_s),
+            (Mode::Smart, None) => (
+                None,
+                "meters unavailable: smart stops charging until they are back".to_string(),
+            ),
         };
         if mode != Mode::Pv || surplus.is_none() {
             self.surplus_enough_since = None;
@@ -262,6 +300,34 @@ impl Controller {
             decision.send = decision.current_a.is_some();
             decision.reason = format!("{} ({} phase(s))", decision.reason, decision.phases);
         }
+        decision
+    }
+
+    /// Smart: like `pv` while the deadline allows, then the maximum until the plan is met.
+    fn decide_smart(&mut self, meters: &Meters, config: &Config, now_s: f64) -> Decision {
+        let (mode, why) = match meters.demand {
+            Some(demand) if demand.must_charge_now(config) => (
+                Mode::Fast,
+                format!(
+                    "smart: {:.1} kWh needed in {:.1} h (takes {:.1} h) → grid allowed",
+                    demand.energy_kwh,
+                    demand.hours_left,
+                    demand.hours_needed(config)
+                ),
+            ),
+            Some(demand) if demand.energy_kwh > 0.0 => (
+                Mode::Pv,
+                format!(
+                    "smart: {:.1} kWh needed in {:.1} h, PV only for {:.1} h more",
+                    demand.energy_kwh,
+                    demand.hours_left,
+                    demand.hours_left - demand.hours_needed(config)
+                ),
+            ),
+            _ => (Mode::Pv, "smart: no energy planned, PV only".to_string()),
+        };
+        let mut decision = self.decide(mode, meters, config, now_s);
+        decision.reason = format!("{why}; {}", decision.reason);
         decision
     }
 
@@ -370,6 +436,7 @@ mod tests {
             battery_charge_w: Some(0.0),
             battery_soc: Some(50.0),
             ev_power_w: Some(ev),
+            demand: None,
         }
     }
 
@@ -388,6 +455,7 @@ mod tests {
             battery_charge_w: Some(2000.0),
             battery_soc: Some(50.0),
             ev_power_w: Some(4000.0),
+            demand: None,
         };
         assert_eq!(
             surplus_w(&charging, &home_first),
@@ -629,6 +697,74 @@ mod tests {
         assert_eq!(one.phases(&quick), 1.0);
         let fast = one.decide(Mode::Fast, &meters(0.0, 0.0), &quick, 1.0);
         assert_eq!((fast.phases, fast.current_a), (3.0, Some(16.0)));
+    }
+
+    #[test]
+    fn smart_waits_for_the_sun_until_the_deadline_needs_the_grid() {
+        let config = Config {
+            disable_delay_s: 0.0,
+            ..config()
+        };
+        let mut controller = Controller::default();
+        let dark = |demand| Meters {
+            demand: Some(demand),
+            ..meters(-300.0, 0.0)
+        };
+        // 20 kWh at 11 kW take 1.8 h, × 1.2 + 0.5 h = 2.7 h.
+        let early = Demand {
+            energy_kwh: 20.0,
+            hours_left: 10.0,
+        };
+        let decision = controller.decide(Mode::Smart, &dark(early), &config, 0.0);
+        assert_eq!(decision.current_a, None, "{}", decision.reason);
+        assert!(
+            decision.reason.contains("PV only for 7.3 h more"),
+            "{}",
+            decision.reason
+        );
+        let late = Demand {
+            energy_kwh: 20.0,
+            hours_left: 2.6,
+        };
+        let decision = controller.decide(Mode::Smart, &dark(late), &config, 10.0);
+        assert_eq!(decision.current_a, Some(16.0), "{}", decision.reason);
+        assert!(
+            decision.reason.contains("grid allowed"),
+            "{}",
+            decision.reason
+        );
+        // Met: back to PV only, which without sun stops.
+        let met = Demand {
+            energy_kwh: 0.0,
+            hours_left: 1.0,
+        };
+        let decision = controller.decide(Mode::Smart, &dark(met), &config, 20.0);
+        assert_eq!(decision.current_a, None, "{}", decision.reason);
+    }
+
+    #[test]
+    fn smart_charges_from_surplus_before_the_deadline_and_without_a_plan() {
+        let config = Config {
+            enable_delay_s: 0.0,
+            ..config()
+        };
+        let sunny = Meters {
+            demand: Some(Demand {
+                energy_kwh: 20.0,
+                hours_left: 10.0,
+            }),
+            ..meters(5000.0, 0.0)
+        };
+        let decision = Controller::default().decide(Mode::Smart, &sunny, &config, 0.0);
+        assert_eq!(
+            decision.current_a,
+            Some(7.0),
+            "(5000 − 100) / 690 W/A: {}",
+            decision.reason
+        );
+        let no_plan = Controller::default().decide(Mode::Smart, &meters(5000.0, 0.0), &config, 0.0);
+        assert_eq!(no_plan.current_a, Some(7.0), "{}", no_plan.reason);
+        assert!(no_plan.reason.contains("no energy planned"));
     }
 
     #[test]

@@ -4,7 +4,9 @@ use homelab::discovery::{self, Entity};
 use homelab::ha::HomeAssistant;
 use homelab::{Context, Health, Message, Service, Settings};
 use serde::{Deserialize, Serialize};
-use smart_ev_charging::control::{BatteryPriority, Config, Controller, Decision, Meters, Mode};
+use smart_ev_charging::control::{
+    BatteryPriority, Config, Controller, Decision, Demand, Meters, Mode,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,7 +111,57 @@ struct ChargingState {
     mode: Option<Mode>,
 }
 
+/// ev-forecast's plan, as much of it as this service acts on.
+#[derive(Clone, Debug, Deserialize)]
+struct Plan {
+    energy_needed_kwh: f64,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+    /// Known SoC: the plan already counts what is in the car.
+    #[serde(default)]
+    ev_soc: Option<f64>,
+}
+
+/// The plan and what the car got since it came (for plans that cannot see the SoC).
+#[derive(Debug, Default)]
+struct PlanProgress {
+    plan: Option<Plan>,
+    delivered_kwh: f64,
+    last_sample: Option<Instant>,
+}
+
+impl PlanProgress {
+    fn update(&mut self, plan: Plan) {
+        if self.plan.as_ref().map(|p| p.deadline) != Some(plan.deadline) {
+            self.delivered_kwh = 0.0;
+        }
+        self.plan = Some(plan);
+    }
+
+    fn count(&mut self, ev_power_w: Option<f64>) {
+        let now = Instant::now();
+        if let (Some(last), Some(watts)) = (self.last_sample, ev_power_w) {
+            self.delivered_kwh += watts.max(0.0) * (now - last).as_secs_f64() / 3_600_000.0;
+        }
+        self.last_sample = Some(now);
+    }
+
+    fn demand(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Demand> {
+        let plan = self.plan.as_ref()?;
+        let deadline = plan.deadline.filter(|d| *d > now)?;
+        let energy_kwh = if plan.ev_soc.is_some() {
+            plan.energy_needed_kwh
+        } else {
+            (plan.energy_needed_kwh - self.delivered_kwh).max(0.0)
+        };
+        Some(Demand {
+            energy_kwh,
+            hours_left: (deadline - now).num_seconds() as f64 / 3600.0,
+        })
+    }
+}
+
 pub(crate) struct SmartEvCharging {
+    plan: Mutex<PlanProgress>,
     settings: ChargingSettings,
     config: Config,
     started: Instant,
@@ -137,7 +189,8 @@ fn entities() -> Vec<Entity> {
 impl Service for SmartEvCharging {
     const NAME: &'static str = "smart-ev-charging";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const ABOUT: &'static str = "Charges the car from PV surplus (modes off, pv, min_pv, fast).";
+    const ABOUT: &'static str =
+        "Charges the car from PV surplus (modes off, pv, min_pv, fast, smart).";
     const USES_HOME_ASSISTANT: bool = true;
     type Settings = ChargingSettings;
 
@@ -153,6 +206,7 @@ impl Service for SmartEvCharging {
             started: Instant::now(),
             mode: Mutex::new(mode),
             controller: Mutex::new(Controller::default()),
+            plan: Mutex::new(PlanProgress::default()),
             last: Mutex::new(None),
             store,
         })
@@ -184,6 +238,25 @@ impl Service for SmartEvCharging {
                 },
             )
             .await?;
+
+        let service = self.clone();
+        ctx.subscribe("homelab/ev-forecast/plan", move |message: Message<Plan>| {
+            let service = service.clone();
+            async move {
+                tracing::info!(
+                    energy_needed_kwh = message.payload.energy_needed_kwh,
+                    deadline = ?message.payload.deadline,
+                    "plan_received"
+                );
+                service
+                    .plan
+                    .lock()
+                    .expect("poisoned")
+                    .update(message.payload);
+                Ok(())
+            }
+        })
+        .await?;
 
         let ha = ctx.home_assistant().clone();
         let mut changes =
@@ -266,6 +339,15 @@ impl SmartEvCharging {
                     .map(|r| r.value)
             },
             ev_power_w: self.watts(ha, &settings.smart_ev_ev_power_entity).await,
+            demand: None,
+        };
+        let meters = {
+            let mut plan = self.plan.lock().expect("poisoned");
+            plan.count(meters.ev_power_w);
+            Meters {
+                demand: plan.demand(chrono::Utc::now()),
+                ..meters
+            }
         };
         let mode = *self.mode.lock().expect("poisoned");
         let now = self.started.elapsed().as_secs_f64();
@@ -322,6 +404,8 @@ impl SmartEvCharging {
                 "surplus_w": surplus,
                 "target_current_a": decision.current_a,
                 "reason": decision.reason,
+                "demand_kwh": meters.demand.map(|d| d.energy_kwh),
+                "hours_left": meters.demand.map(|d| d.hours_left),
             }),
         )
         .await?;

@@ -129,6 +129,7 @@ pub fn simulate(
             battery_charge_w: Some(battery_w),
             battery_soc: Some(100.0 * stored_wh / capacity_wh),
             ev_power_w: Some(ev_w),
+            demand: None,
         };
     }
     figures

@@ -3,7 +3,8 @@
 //! wallbox current) and the real mosquitto.
 
 use homelab::ha::HomeAssistant;
-use homelab::testkit::{Broker, HomeAssistantCore, ServiceProcess};
+use homelab::testkit::{Broker, HomeAssistantCore, Probe, ServiceProcess};
+use homelab::QoS;
 use homelab::Secret;
 use serde_json::json;
 use std::process::{Command, Stdio};
@@ -154,10 +155,41 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     .unwrap();
     wait_current(&ha, 0.0, "off stops").await;
 
+    // Smart, in the dark: ev-forecast's plan (retained, as ev-forecast publishes it)
+    // decides. A far deadline waits for the sun; a near one charges from the grid.
+    set(&ha, "input_number.grid_power", -300.0).await;
+    let probe = Probe::connect(broker.port(), &[]).await;
+    let plan = |energy: f64, hours: i64| {
+        json!({
+            "energy_needed_kwh": energy,
+            "deadline": (chrono::Utc::now() + chrono::Duration::hours(hours)).to_rfc3339(),
+            "urgency": "low",
+            "trips": [],
+        })
+        .to_string()
+    };
+    let plan_topic = "homelab/ev-forecast/plan";
+    probe
+        .publish(plan_topic, plan(20.0, 12), QoS::AtLeastOnce, true)
+        .await;
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": select, "option": "smart"}),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(current(&ha).await, 0.0, "12 h left: wait for PV");
+    probe
+        .publish(plan_topic, plan(20.0, 2), QoS::AtLeastOnce, true)
+        .await;
+    wait_current(&ha, 16.0, "2 h left for 20 kWh: charge at the maximum").await;
+
     assert!(child.terminate().status.success());
     let saved = std::fs::read_to_string(data.path().join("state.json")).unwrap();
     assert!(
-        saved.contains("\"off\""),
+        saved.contains("\"smart\""),
         "the chosen mode survives a restart: {saved}"
     );
 }
