@@ -1,30 +1,50 @@
 #!/usr/bin/env bash
-# Runs the home lab on this machine without Docker: a private mosquitto on a free
-# loopback port and the services built from source, logs prefixed by service name.
-# Ctrl-C stops everything cleanly (each service publishes `offline` first).
+# Runs the whole home lab on this machine without Docker and without Home Assistant:
+# a private mosquitto, sim-home (a SIMULATED house speaking the HA API) and every
+# service, built from source, with a generated environment. Logs carry the service
+# name on each line. Ctrl-C stops everything cleanly (each service publishes offline).
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: scripts/run-local.sh [--duration SECONDS] [--port PORT]
+usage: scripts/run-local.sh [--duration SECONDS] [--port PORT] [--sim-port PORT]
+                            [--speed N] [--state-dir DIR] [--no-build]
 
   --duration SECONDS  stop by itself after SECONDS (for scripts and tests)
-  --port PORT         MQTT port for the local broker (default: 1883, or a free one)
+  --port PORT         MQTT port of the local broker (default: 1883, or the next free one)
+  --sim-port PORT     port of sim-home's HA API (default: 8123, or the next free one)
+  --speed N           simulated seconds per real second (default 60: a day in 24 min)
+  --state-dir DIR     state, logs and the generated .env (default: .local/)
+  --season DATE       simulate the sun of DATE (YYYY-MM-DD, default: this year's
+                      21 June, so that the demo has sun to charge with; 'today' for today's)
+  --no-build          use the binaries already in target/debug
 
-State and logs go to .local/ in the repository (git-ignored).
+To use a real Home Assistant instead, run the services with HA_URL and HA_TOKEN
+set in .env (see README.md); sim-home is only for trying things out.
 USAGE
 }
 
 duration=""
 port=""
+sim_port=""
+speed=60
+state_dir=""
+season_date="$(date +%Y)-06-21"
+build=1
 while (($#)); do
   case "$1" in
     --duration) duration="${2:?--duration needs a number of seconds}"; shift 2 ;;
     --port) port="${2:?--port needs a port number}"; shift 2 ;;
+    --sim-port) sim_port="${2:?--sim-port needs a port number}"; shift 2 ;;
+    --speed) speed="${2:?--speed needs a number}"; shift 2 ;;
+    --state-dir) state_dir="${2:?--state-dir needs a directory}"; shift 2 ;;
+    --season) season_date="${2:?--season needs a date or 'today'}"; shift 2 ;;
+    --no-build) build=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run-local.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
+[[ "$season_date" != today ]] || season_date=""
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
@@ -40,20 +60,31 @@ if [[ -z "$mosquitto_bin" ]]; then
 fi
 
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [[ -n "$port" ]]; then
-  if port_taken "$port"; then
-    echo "run-local.sh: port $port is already in use (another run-local.sh?); pick another with --port" >&2
-    exit 1
+# A port given by hand must be free; a default one moves to the next free port.
+pick_port() { # name, given, default
+  local name="$1" given="$2" candidate="$3"
+  if [[ -n "$given" ]]; then
+    if port_taken "$given"; then
+      echo "run-local.sh: $name port $given is already in use (another run-local.sh?); pick another one" >&2
+      exit 1
+    fi
+    echo "$given"
+    return
   fi
-else
-  port=1883
-  while port_taken "$port"; do port=$((port + 1)); done
+  while port_taken "$candidate"; do candidate=$((candidate + 1)); done
+  echo "$candidate"
+}
+port="$(pick_port MQTT "$port" 1883)"
+sim_port="$(pick_port sim-home "$sim_port" 8123)"
+[[ "$sim_port" != "$port" ]] || sim_port=$((sim_port + 1))
+
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
+if ((build)); then
+  echo "building the workspace…"
+  cargo build --quiet --workspace --bins
 fi
 
-echo "building the workspace…"
-cargo build --quiet --workspace --bins
-
-run_dir="$root/.local"
+run_dir="${state_dir:-$root/.local}"
 mkdir -p "$run_dir/logs" "$run_dir/mosquitto"
 cat >"$run_dir/mosquitto/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
@@ -68,34 +99,115 @@ pids=()
 stop_all() {
   trap - INT TERM EXIT
   echo "stopping…"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # The services first, then sim-home (their HA), then the broker they say offline on.
+  local services_pids=("${pids[@]:1}")
+  for pid in "${services_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${services_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if ((${#pids[@]})); then
+    kill -TERM "${pids[0]}" 2>/dev/null || true
+    wait "${pids[0]}" 2>/dev/null || true
+  fi
   [[ -z "${broker_pid:-}" ]] || { kill -TERM "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; }
   echo "stopped"
 }
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+# A clean stop on Ctrl-C or SIGTERM is a success.
+trap 'stop_all; exit 0' INT TERM
 
 "$mosquitto_bin" -c "$run_dir/mosquitto/mosquitto.conf" 2>>"$run_dir/logs/mosquitto.log" &
 broker_pid=$!
 for _ in $(seq 50); do port_taken "$port" && break; sleep 0.1; done
 
-services=(example-service)
+services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast)
+for service in "${services[@]}"; do
+  [[ -x "$bin_dir/$service" ]] || { echo "run-local.sh: $bin_dir/$service is missing (run without --no-build)" >&2; exit 1; }
+done
+
+# One environment for all, as a .env would hold it; sim-home accepts exactly this token.
+token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+now_plus() { date -u -d "+$1 hours" +%Y%m%dT%H%M00Z; }
+cat >"$run_dir/trips.ics" <<ICS
+BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//homelab//run-local demo trips//EN
+BEGIN:VEVENT
+UID:demo-fair@homelab
+DTSTART:$(now_plus 5)
+SUMMARY:Trade fair
+LOCATION:Messe Essen
+END:VEVENT
+BEGIN:VEVENT
+UID:demo-grandma@homelab
+DTSTART:$(now_plus 26)
+SUMMARY:Visit Grandma
+LOCATION:Grandma
+END:VEVENT
+END:VCALENDAR
+ICS
+cat >"$run_dir/env" <<ENV
+MQTT_HOST=127.0.0.1
+MQTT_PORT=$port
+HA_URL=http://127.0.0.1:$sim_port
+HA_TOKEN=$token
+LOG_FORMAT=pretty
+HEARTBEAT_INTERVAL_SECONDS=${HEARTBEAT_INTERVAL_SECONDS:-10}
+HOME_LATITUDE=52.0
+HOME_LONGITUDE=7.6
+SAFE_MODE_ENTITY=input_boolean.homelab_safe_mode
+SIM_PORT=$sim_port
+SIM_SPEED=$speed
+SIM_SEASON_DATE=$season_date
+PV_FORECAST_ARRAYS=8/30/180
+PV_FORECAST_OPEN_METEO_URL=http://127.0.0.1:$sim_port
+PV_FORECAST_POWER_ENTITY=sensor.sim_pv_power
+SMART_EV_MODE=pv
+SMART_EV_GRID_POWER_ENTITY=sensor.sim_grid_power
+SMART_EV_BATTERY_POWER_ENTITY=sensor.sim_battery_power
+SMART_EV_BATTERY_SOC_ENTITY=sensor.sim_battery_soc
+SMART_EV_BATTERY_PRIORITY_SOC=0
+SMART_EV_EV_POWER_ENTITY=sensor.sim_wallbox_power
+SMART_EV_WALLBOX_CURRENT_ENTITY=number.sim_wallbox_current
+SMART_EV_PHASE_SWITCH_ENTITY=number.sim_wallbox_phases
+SMART_EV_PHASE_SWITCH_DELAY_SECONDS=10
+SMART_EV_PHASE_GRACE_SECONDS=30
+SMART_EV_ENABLE_DELAY_SECONDS=10
+SMART_EV_DISABLE_DELAY_SECONDS=20
+SMART_EV_MIN_COMMAND_INTERVAL_SECONDS=5
+SMART_EV_CYCLE_SECONDS=5
+EV_FORECAST_ICAL_URLS=$run_dir/trips.ics
+EV_FORECAST_DISTANCES='Messe Essen=150;Grandma=120'
+EV_FORECAST_SOC_ENTITY=sensor.sim_ev_soc
+EV_FORECAST_REFRESH_SECONDS=60
+ENV
+
 for service in "${services[@]}"; do
   mkdir -p "$run_dir/data/$service"
   (
-    export MQTT_HOST=127.0.0.1 MQTT_PORT="$port" DATA_DIR="$run_dir/data/$service"
-    export LOG_FORMAT=pretty HEARTBEAT_INTERVAL_SECONDS="${HEARTBEAT_INTERVAL_SECONDS:-10}"
-    exec "${CARGO_TARGET_DIR:-$root/target}/debug/$service" run
+    set -a
+    # shellcheck disable=SC1091 # generated just above
+    . "$run_dir/env"
+    set +a
+    export DATA_DIR="$run_dir/data/$service"
+    cd "$run_dir/data/$service" # no stray .env from the repository is read
+    exec "$bin_dir/$service" run
   ) > >(tee -a "$run_dir/logs/$service.log") 2>&1 &
   pids+=($!) # the service itself, not tee: SIGTERM must reach it
+  [[ "$service" != sim-home ]] || for _ in $(seq 50); do port_taken "$sim_port" && break; sleep 0.1; done
 done
 
 cat <<INFO
-homelab is running locally
-  broker:   mqtt://127.0.0.1:$port  (watch: mosquitto_sub -h 127.0.0.1 -p $port -t 'homelab/#' -v)
+homelab is running locally, on a SIMULATED house (sim-home, ${speed}x real time, the sun of ${season_date:-today})
+  broker:   mqtt://127.0.0.1:$port
+  watch:    mosquitto_sub -h 127.0.0.1 -p $port -t 'homelab/#' -v
+  within a minute: every service's homelab/<service>/heartbeat says online,
+            homelab/sim-home/status shows PV, load, battery, grid and the car,
+            homelab/pv-forecast/updated has today's and tomorrow's kWh,
+            homelab/ev-forecast/plan asks for energy for the demo trips,
+            homelab/smart-ev-charging/status charges the car from the surplus
+  fake HA:  http://127.0.0.1:$sim_port/api/states (Authorization: Bearer $token)
+  charging mode: mosquitto_pub -h 127.0.0.1 -p $port -t homelab/smart-ev-charging/entity/mode/set -m smart
   services: ${services[*]}
-  logs:     $run_dir/logs/   state: $run_dir/data/
-  try:      mosquitto_pub -h 127.0.0.1 -p $port -t homelab/orchestrator/command/example-service -m '{"command":"ping","request_id":"1"}'
+  logs:     $run_dir/logs/   state: $run_dir/data/   environment: $run_dir/env
 Ctrl-C stops everything.
 INFO
 

@@ -239,7 +239,8 @@ impl Service for EvForecastService {
             }
             // One trace per plan: smart-ev-charging continues it when it acts on the plan.
             let trace_id = homelab::envelope::new_trace_id();
-            if let Err(error) = homelab::envelope::with_trace_id(trace_id, self.refresh(&ctx)).await {
+            if let Err(error) = homelab::envelope::with_trace_id(trace_id, self.refresh(&ctx)).await
+            {
                 tracing::error!(error = format!("{error:#}"), "plan_refresh_failed");
             }
         }

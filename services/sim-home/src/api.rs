@@ -337,12 +337,10 @@ async fn forecast(State(sim): State<Arc<Sim>>) -> Json<Value> {
         let middle = stamp - Duration::minutes(30);
         time.push(stamp.format("%Y-%m-%dT%H:%M").to_string());
         ghi.push((physics::irradiance(middle, &sim.config) * 10.0).round() / 10.0);
-        temperature.push(
-            12.0 + 8.0
-                * physics::sun_height(middle, sim.config.latitude, sim.config.longitude).max(0.0)
-                + f64::from(stamp.hour() % 3),
-        );
-        cloud.push((physics::cloud_cover(middle, sim.config.cloudiness) * 100.0).round());
+        let season = middle + Duration::days(sim.config.season_shift_days);
+        let height = physics::sun_height(season, sim.config.latitude, sim.config.longitude);
+        temperature.push(12.0 + 8.0 * height.max(0.0) + f64::from(stamp.hour() % 3));
+        cloud.push((physics::cloud_cover(season, sim.config.cloudiness) * 100.0).round());
     }
     Json(json!({
         "latitude": sim.config.latitude,

@@ -16,6 +16,9 @@ pub struct HouseConfig {
     pub battery_max_w: f64,
     pub ev_battery_wh: f64,
     pub voltage_v: f64,
+    /// The sun of another date (e.g. midsummer for a demo in November): days added
+    /// to the clock for sun and clouds only.
+    pub season_shift_days: i64,
 }
 
 impl Default for HouseConfig {
@@ -29,6 +32,7 @@ impl Default for HouseConfig {
             battery_max_w: 5_000.0,
             ev_battery_wh: 60_000.0,
             voltage_v: 230.0,
+            season_shift_days: 0,
         }
     }
 }
@@ -75,6 +79,7 @@ pub fn cloud_cover(time: DateTime<Utc>, cloudiness: f64) -> f64 {
 
 /// Global horizontal irradiance (W/m²) the simulated sky gives.
 pub fn irradiance(time: DateTime<Utc>, config: &HouseConfig) -> f64 {
+    let time = time + chrono::Duration::days(config.season_shift_days);
     let height = sun_height(time, config.latitude, config.longitude);
     if height <= 0.0 {
         return 0.0;

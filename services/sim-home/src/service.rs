@@ -20,6 +20,7 @@ pub(crate) struct SimSettings {
     sim_start_hour: f64,
     sim_pv_kwp: f64,
     sim_cloudiness: f64,
+    sim_season_date: String,
 }
 
 impl Default for SimSettings {
@@ -33,6 +34,7 @@ impl Default for SimSettings {
             sim_start_hour: 10.0,
             sim_pv_kwp: 8.0,
             sim_cloudiness: 0.3,
+            sim_season_date: String::new(),
         }
     }
 }
@@ -82,7 +84,21 @@ impl Service for SimHome {
                 .fix()
                 .local_minus_utc(),
         ) / 3600.0;
+        let season_shift_days = if settings.sim_season_date.trim().is_empty() {
+            0
+        } else {
+            let season =
+                chrono::NaiveDate::parse_from_str(settings.sim_season_date.trim(), "%Y-%m-%d")
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "SIM_SEASON_DATE={:?} is not YYYY-MM-DD",
+                            settings.sim_season_date
+                        )
+                    })?;
+            (season - today).num_days()
+        };
         let config = HouseConfig {
+            season_shift_days,
             latitude: settings.home_latitude,
             longitude: settings.home_longitude,
             pv_kwp: settings.sim_pv_kwp,
