@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole home lab on this machine without Docker and without Home Assistant:
-# a private mosquitto, sim-home (a SIMULATED house speaking the HA API) and every
+# a private mosquitto (or an embedded broker without it), sim-home (a SIMULATED house speaking the HA API) and every
 # service, built from source, with a generated environment. Logs carry the service
 # name on each line. Ctrl-C stops everything cleanly (each service publishes offline).
 set -euo pipefail
@@ -48,16 +48,11 @@ done
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
+# mosquitto when installed; otherwise (or with RUN_LOCAL_BROKER=embedded) the
+# workspace's embedded broker, tools/local-broker (rumqttd).
 mosquitto_bin="$(command -v mosquitto || true)"
 [[ -n "$mosquitto_bin" || ! -x /usr/sbin/mosquitto ]] || mosquitto_bin=/usr/sbin/mosquitto
-if [[ -z "$mosquitto_bin" ]]; then
-  echo "mosquitto is not installed: installing it with apt"
-  sudo=()
-  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends mosquitto
-  mosquitto_bin=/usr/sbin/mosquitto
-fi
+[[ "${RUN_LOCAL_BROKER:-}" != embedded ]] || mosquitto_bin=""
 
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # A port given by hand must be free; a default one moves to the next free port.
@@ -114,12 +109,17 @@ trap stop_all EXIT
 # A clean stop on Ctrl-C or SIGTERM is a success.
 trap 'stop_all; exit 0' INT TERM
 
-"$mosquitto_bin" -c "$run_dir/mosquitto/mosquitto.conf" 2>>"$run_dir/logs/mosquitto.log" &
+if [[ -n "$mosquitto_bin" ]]; then
+  "$mosquitto_bin" -c "$run_dir/mosquitto/mosquitto.conf" 2>>"$run_dir/logs/mosquitto.log" &
+else
+  echo "mosquitto is not installed: using the embedded broker (tools/local-broker)"
+  "$bin_dir/local-broker" --port "$port" >>"$run_dir/logs/mosquitto.log" 2>&1 &
+fi
 broker_pid=$!
 for _ in $(seq 50); do port_taken "$port" && break; sleep 0.1; done
 
 services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast)
-for service in "${services[@]}"; do
+for service in "${services[@]}" local-broker; do
   [[ -x "$bin_dir/$service" ]] || { echo "run-local.sh: $bin_dir/$service is missing (run without --no-build)" >&2; exit 1; }
 done
 
