@@ -7,6 +7,7 @@
 //! `ghi` (or `shortwave_radiation`) and optionally `dni`, `dhi`, `temperature`,
 //! `cloud_cover`, in W/m², °C and %.
 
+use crate::forecast::hour_of;
 use crate::model::{Error, Model, Sample, Site};
 use crate::weather::WeatherHour;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -43,11 +44,6 @@ fn parse_time(text: &str, zone: Tz) -> Result<DateTime<Utc>, String> {
     Err(format!(
         "{text:?} is not a time (use RFC 3339, \"YYYY-MM-DD HH:MM\" or Unix seconds)"
     ))
-}
-
-fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(time.timestamp() - time.timestamp().rem_euclid(3600), 0)
-        .unwrap_or(time)
 }
 
 struct Table {

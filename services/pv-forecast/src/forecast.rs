@@ -98,6 +98,12 @@ impl Forecast {
     }
 }
 
+/// The start of the hour `time` falls in.
+pub fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(time.timestamp() - time.timestamp().rem_euclid(3600), 0)
+        .unwrap_or(time)
+}
+
 /// Energy per hour (kWh, keyed by the hour's start) from a power sensor's history,
 /// as Home Assistant records it: each value holds until the next. Hours with a gap
 /// (sensor unavailable, or before the first value) are left out rather than guessed.
@@ -107,9 +113,6 @@ pub fn hourly_energy(
 ) -> Vec<(DateTime<Utc>, f64)> {
     use std::collections::BTreeMap;
     let hour = Duration::hours(1);
-    let floor = |t: DateTime<Utc>| {
-        DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(3600), 0).unwrap_or(t)
-    };
     // (energy in Wh, seconds covered) per hour.
     let mut hours: BTreeMap<DateTime<Utc>, (f64, i64)> = BTreeMap::new();
     for (index, (from, watts)) in samples.iter().enumerate() {
@@ -117,7 +120,7 @@ pub fn hourly_energy(
         let Some(watts) = watts else { continue };
         let mut cursor = *from;
         while cursor < to {
-            let hour_start = floor(cursor);
+            let hour_start = hour_of(cursor);
             let piece_end = (hour_start + hour).min(to);
             let seconds = (piece_end - cursor).num_seconds();
             let entry = hours.entry(hour_start).or_default();
