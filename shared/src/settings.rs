@@ -71,6 +71,13 @@ impl Default for CommonSettings {
 }
 
 impl CommonSettings {
+    /// `TIMEZONE` as a zone, or an error naming the variable.
+    pub fn time_zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.timezone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("TIMEZONE={:?} is not an IANA time zone", self.timezone))
+    }
+
     /// A one-line summary for diagnose and the start-up log; secrets say only set/not set.
     pub fn summary(&self) -> String {
         format!(

@@ -2,7 +2,6 @@
 //! HA entities.
 
 use chrono::{DateTime, Duration as Span, NaiveTime, Utc};
-use chrono_tz::Tz;
 use ev_forecast::calendar::{self, Reading};
 use ev_forecast::geocode::{self, DistanceTable, GeocodeCache, Place};
 use ev_forecast::plan::{self, DistanceSource, Plan, PlanConfig, Trip};
@@ -144,12 +143,7 @@ impl Service for EvForecastService {
         }
         let table = DistanceTable::parse(&settings.ev_forecast_distances)
             .map_err(|error| anyhow::anyhow!("EV_FORECAST_DISTANCES: {error}"))?;
-        let zone: Tz = ctx.common().timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "TIMEZONE={:?} is not an IANA time zone",
-                ctx.common().timezone
-            )
-        })?;
+        let zone = ctx.common().time_zone()?;
         let departure =
             NaiveTime::parse_from_str(settings.ev_forecast_all_day_departure.trim(), "%H:%M")
                 .map_err(|_| {

@@ -44,12 +44,7 @@ fn backtest(power: &PathBuf, weather: &PathBuf, train_days: usize) -> ExitCode {
     let result = (|| -> anyhow::Result<String> {
         let settings = homelab::settings::load::<service::PvForecastSettings>()?;
         let site = settings.service.site()?;
-        let zone: chrono_tz::Tz = settings.common.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "TIMEZONE={:?} is not an IANA time zone",
-                settings.common.timezone
-            )
-        })?;
+        let zone = settings.common.time_zone()?;
         let read = |path: &PathBuf| {
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         };

@@ -127,12 +127,7 @@ impl Service for PvForecastService {
     fn new(ctx: &Context<PvForecastSettings>) -> anyhow::Result<Self> {
         let settings = ctx.settings().clone();
         let site = settings.site()?;
-        let zone: Tz = ctx.common().timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "TIMEZONE={:?} is not an IANA time zone",
-                ctx.common().timezone
-            )
-        })?;
+        let zone = ctx.common().time_zone()?;
         if settings.pv_forecast_train_days > 92 {
             anyhow::bail!(
                 "PV_FORECAST_TRAIN_DAYS={} is above Open-Meteo's 92 past days",

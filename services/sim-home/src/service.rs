@@ -71,7 +71,7 @@ impl Service for SimHome {
         if token.is_empty() {
             anyhow::bail!("HA_TOKEN is not set: sim-home accepts exactly that token");
         }
-        let zone: chrono_tz::Tz = ctx.common().timezone.parse().unwrap_or(chrono_tz::UTC);
+        let zone = ctx.common().time_zone()?;
         let today = Utc::now().with_timezone(&zone).date_naive();
         let local_start = today.and_hms_opt(0, 0, 0).unwrap_or_default()
             + Span::seconds((settings.sim_start_hour * 3600.0) as i64);
