@@ -109,6 +109,13 @@ trap stop_all EXIT
 # A clean stop on Ctrl-C or SIGTERM is a success.
 trap 'stop_all; exit 0' INT TERM
 
+services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast)
+needed=("${services[@]}")
+[[ -n "$mosquitto_bin" ]] || needed+=(local-broker)
+for binary in "${needed[@]}"; do
+  [[ -x "$bin_dir/$binary" ]] || { echo "run-local.sh: $bin_dir/$binary is missing (run without --no-build)" >&2; exit 1; }
+done
+
 if [[ -n "$mosquitto_bin" ]]; then
   "$mosquitto_bin" -c "$run_dir/mosquitto/mosquitto.conf" 2>>"$run_dir/logs/mosquitto.log" &
 else
@@ -117,11 +124,6 @@ else
 fi
 broker_pid=$!
 for _ in $(seq 50); do port_taken "$port" && break; sleep 0.1; done
-
-services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast)
-for service in "${services[@]}" local-broker; do
-  [[ -x "$bin_dir/$service" ]] || { echo "run-local.sh: $bin_dir/$service is missing (run without --no-build)" >&2; exit 1; }
-done
 
 # One environment for all, as a .env would hold it; sim-home accepts exactly this token.
 token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
