@@ -61,6 +61,12 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
             Instant::now() < deadline,
             "run-local.sh never started its broker"
         );
+        if let Some(status) = script.try_wait().unwrap() {
+            panic!(
+                "run-local.sh exited early with {status}; logs in {}",
+                state.path().display()
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut probe = Probe::connect(port, &["homelab/#"]).await;
