@@ -139,20 +139,8 @@ pub fn hourly_energy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::solar::Array;
+    use crate::model::tests::site;
     use chrono::TimeZone;
-
-    fn site() -> Site {
-        Site {
-            latitude: 52.0,
-            longitude: 7.6,
-            arrays: vec![Array {
-                kwp: 8.0,
-                tilt_deg: 30.0,
-                azimuth_deg: 180.0,
-            }],
-        }
-    }
 
     #[test]
     fn the_fixture_forecast_splits_into_local_today_and_tomorrow() {
