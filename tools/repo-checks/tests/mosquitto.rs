@@ -110,19 +110,21 @@ async fn the_broker_refuses_anonymous_clients_and_accepts_the_env_credentials() 
         0o600
     );
 
-    // "On first start": a later start keeps the existing file, whatever .env says now.
+    // .env is the truth at every start: a changed password reaches the broker and the
+    // services together, and the old one stops working.
     let _broker = start(
         dir.path(),
         port,
         &[("MQTT_USERNAME", "homelab"), ("MQTT_PASSWORD", "changed")],
     );
-    connect(port, Some(("homelab", "first-secret")))
+    connect(port, Some(("homelab", "changed"))).await.unwrap();
+    assert!(connect(port, Some(("homelab", "first-secret")))
         .await
-        .unwrap();
+        .is_err());
 }
 
 #[test]
-fn without_credentials_the_first_start_stops_with_a_clear_message() {
+fn without_credentials_the_broker_stops_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), free_port());
     let output: Output = entrypoint(dir.path(), &[]).output().unwrap();
@@ -133,4 +135,12 @@ fn without_credentials_the_first_start_stops_with_a_clear_message() {
         "{stderr}"
     );
     assert!(!dir.path().join("data/passwd").exists());
+
+    // Also when an earlier start left a password file: never a broker .env can't open.
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/passwd"), "homelab:$7$old\n").unwrap();
+    let output: Output = entrypoint(dir.path(), &[("MQTT_USERNAME", "homelab")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
 }
