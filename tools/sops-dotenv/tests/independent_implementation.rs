@@ -66,7 +66,13 @@ fn encrypt_with_ours(dir: &Path, recipient: &str) -> PathBuf {
 
 fn sops_decrypt(file: &Path, key: &Path) -> Output {
     Command::new(sops())
-        .args(["--decrypt", "--input-type", "dotenv", "--output-type", "dotenv"])
+        .args([
+            "--decrypt",
+            "--input-type",
+            "dotenv",
+            "--output-type",
+            "dotenv",
+        ])
         .arg(file)
         .env("SOPS_AGE_KEY_FILE", key)
         .env_remove("SOPS_AGE_KEY")
@@ -119,7 +125,13 @@ fn sops_dotenv_decrypts_a_file_the_real_sops_encrypted() {
     let output = succeeded(
         "sops --encrypt",
         Command::new(sops())
-            .args(["--encrypt", "--input-type", "dotenv", "--output-type", "dotenv"])
+            .args([
+                "--encrypt",
+                "--input-type",
+                "dotenv",
+                "--output-type",
+                "dotenv",
+            ])
             .args(["--age", &recipient])
             .arg(&plain)
             .current_dir(dir.path())
@@ -152,7 +164,10 @@ fn sops_dotenv_decrypts_a_file_the_real_sops_encrypted() {
         "SHOWN_unencrypted=plain",
         "UNICODE=Grüße ☀",
     ] {
-        assert!(text.lines().any(|l| l == line), "{line:?} missing in {text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in {text}"
+        );
     }
 
     // And our MAC check refuses what sops would refuse.
@@ -230,5 +245,8 @@ fn the_secrets_scripts_use_the_real_sops_when_it_is_installed() {
             .unwrap(),
     );
     let text = std::fs::read_to_string(&opened).unwrap();
-    assert!(text.lines().any(|line| line == "MQTT_PASSWORD=p@ss=w0rd"), "{text}");
+    assert!(
+        text.lines().any(|line| line == "MQTT_PASSWORD=p@ss=w0rd"),
+        "{text}"
+    );
 }
