@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scaffolds services/NAME from the example-service template: crate, binary, topics,
-# struct names, Dockerfile, Compose entry and .env.example section. The result
+# struct names, Compose entry (the one Dockerfile builds it from SERVICE) and .env.example section. The result
 # builds, passes its own tests and answers `diagnose` without manual edits.
 set -euo pipefail
 
@@ -62,7 +62,8 @@ compose_block="  $name:
     <<: *service
     build:
       context: .
-      dockerfile: services/$name/Dockerfile
+      args:
+        SERVICE: $name
     image: homelab/$name:latest
     volumes:
       - ${snake}_data:/app/data
