@@ -146,41 +146,22 @@ LOCATION:Grandma
 END:VEVENT
 END:VCALENDAR
 ICS
-cat >"$run_dir/env" <<ENV
+{
+  cat services/sim-home/demo.env
+  cat <<ENV
 MQTT_HOST=127.0.0.1
 MQTT_PORT=$port
 HA_URL=http://127.0.0.1:$sim_port
 HA_TOKEN=$token
 LOG_FORMAT=pretty
 HEARTBEAT_INTERVAL_SECONDS=${HEARTBEAT_INTERVAL_SECONDS:-10}
-HOME_LATITUDE=52.0
-HOME_LONGITUDE=7.6
-SAFE_MODE_ENTITY=input_boolean.homelab_safe_mode
 SIM_PORT=$sim_port
 SIM_SPEED=$speed
 SIM_SEASON_DATE=$season_date
-PV_FORECAST_ARRAYS=8/30/180
 PV_FORECAST_OPEN_METEO_URL=http://127.0.0.1:$sim_port
-PV_FORECAST_POWER_ENTITY=sensor.sim_pv_power
-SMART_EV_MODE=pv
-SMART_EV_GRID_POWER_ENTITY=sensor.sim_grid_power
-SMART_EV_BATTERY_POWER_ENTITY=sensor.sim_battery_power
-SMART_EV_BATTERY_SOC_ENTITY=sensor.sim_battery_soc
-SMART_EV_BATTERY_PRIORITY_SOC=0
-SMART_EV_EV_POWER_ENTITY=sensor.sim_wallbox_power
-SMART_EV_WALLBOX_CURRENT_ENTITY=number.sim_wallbox_current
-SMART_EV_PHASE_SWITCH_ENTITY=number.sim_wallbox_phases
-SMART_EV_PHASE_SWITCH_DELAY_SECONDS=10
-SMART_EV_PHASE_GRACE_SECONDS=30
-SMART_EV_ENABLE_DELAY_SECONDS=10
-SMART_EV_DISABLE_DELAY_SECONDS=20
-SMART_EV_MIN_COMMAND_INTERVAL_SECONDS=5
-SMART_EV_CYCLE_SECONDS=5
 EV_FORECAST_ICAL_URLS=$run_dir/trips.ics
-EV_FORECAST_DISTANCES='Messe Essen=150;Grandma=120'
-EV_FORECAST_SOC_ENTITY=sensor.sim_ev_soc
-EV_FORECAST_REFRESH_SECONDS=60
 ENV
+} >"$run_dir/env"
 
 for service in "${services[@]}"; do
   mkdir -p "$run_dir/data/$service"
