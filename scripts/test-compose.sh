@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# The Compose stack end to end, as a user runs it (CI runs this after scripts/test.sh):
+# builds the offline stand-ins (scripts/offline-images.sh), the base and every image
+# from the repository's Dockerfiles; brings the stack up with the demo profile
+# (sim-home as Home Assistant) and an authenticated broker in a copy of the repository
+# with its own .env; then checks health, heartbeats, diagnose, hardening, a broker
+# restart, stop and down/up, and prints the figures. Its own project name; everything it
+# created (containers, networks, volumes) is removed at the end, also on failure. Images
+# stay, as the build cache.
+set -euo pipefail
+
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  echo "usage: scripts/test-compose.sh   (needs a Docker engine and Compose: docker compose or docker-compose)"
+  exit 0
+fi
+cd "$(dirname "$0")/.."
+
+fail() { echo "test-compose.sh: FAIL: $*" >&2; exit 1; }
+command -v docker >/dev/null 2>&1 || fail "no docker command: install Docker to run the container test"
+docker info >/dev/null 2>&1 || fail "no Docker engine reachable (docker info failed): the container test cannot run"
+if docker compose version >/dev/null 2>&1; then
+  compose_tool=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose_tool=(docker-compose)
+else
+  fail "neither 'docker compose' nor 'docker-compose' is installed"
+fi
+
+t0=$SECONDS
+phase_started=$SECONDS
+phase() {
+  echo "== $1 (at $((SECONDS - t0)) s)"
+  phase_started=$SECONDS
+}
+figures=()
+checks=0
+figure() { figures+=("$1"); echo "   $1"; }
+# pass FIGURE: a check that held, with what it measured
+pass() { checks=$((checks + 1)); figure "$1"; }
+
+mapfile -t services < <(ls services) # all of them: the demo and example profiles are on
+project="homelabtest$$"
+work="$(mktemp -d)"
+stack="$work/repo"
+cleanup() {
+  local status=$?
+  if [[ $status -ne 0 && -d "$stack" ]]; then
+    echo "-- logs of the failed run (last 30 lines each)"
+    (cd "$stack" && "${compose_tool[@]}" -p "$project" logs --no-color --tail 30 2>&1) || true
+  fi
+  for name in "$project" "${project}bad"; do
+    (cd "$stack" 2>/dev/null && "${compose_tool[@]}" -p "$name" --profile demo --profile example \
+      down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1) || true
+  done
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A copy of the working tree (what git tracks or would track), so this run's .env
+# never touches the user's.
+mkdir -p "$stack"
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
+  [[ -e "$file" ]] && printf '%s\0' "$file"
+done | tar --null -T - -c | tar -C "$stack" -x
+
+compose() { (cd "$stack" && "${compose_tool[@]}" -p "$project" --profile demo --profile example "$@"); }
+# set_env FILE KEY=VALUE… → each KEY replaced in place, or appended
+set_env() {
+  local file="$1" pair key
+  shift
+  for pair in "$@"; do
+    key="${pair%%=*}"
+    grep -v "^$key=" "$file" >"$file.tmp" || true
+    echo "$pair" >>"$file.tmp"
+    mv "$file.tmp" "$file"
+  done
+}
+container() { compose ps -q "$1"; }
+inspect() { docker inspect -f "$2" "$(container "$1")"; }
+
+mqtt_user="ci-homelab"
+mqtt_password="ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+ha_token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# sub ARGS… → mosquitto_sub inside the broker container, with the .env credentials
+sub() {
+  compose exec -T mqtt mosquitto_sub -h 127.0.0.1 -u "$mqtt_user" -P "$mqtt_password" "$@"
+}
+# heartbeats WAIT_S [-R] → "service status uptime cycles" per heartbeat seen (retained ones too unless -R)
+heartbeats() {
+  local wait="$1"
+  shift
+  sub -t 'homelab/+/heartbeat' -W "$wait" "$@" 2>/dev/null \
+    | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        beat = json.loads(line)
+    except ValueError:
+        continue
+    print(beat.get("service"), beat.get("status"), beat.get("uptime_seconds"), beat.get("cycles", "-"), flush=True)
+' || true
+}
+
+phase "stand-in base images (scripts/offline-images.sh)"
+scripts/offline-images.sh
+figure "stand-ins: $((SECONDS - phase_started)) s"
+
+phase "build base (scripts/build-base.sh)"
+had_base=0
+docker image inspect homelab-base:latest >/dev/null 2>&1 && had_base=1
+scripts/build-base.sh >"$work/base.log" 2>&1 || { tail -40 "$work/base.log"; fail "the base image did not build"; }
+figure "homelab-base build: $((SECONDS - phase_started)) s ($([[ $had_base -eq 1 ]] && echo "base existed: cache" || echo cold))"
+
+phase "build every service image from the Dockerfile"
+cp .env.example "$stack/.env"
+cat services/sim-home/demo.env >>"$stack/.env"
+set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user" "MQTT_PASSWORD=$mqtt_password" \
+  "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
+  "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60"
+compose build >"$work/build.log" 2>&1 || { tail -60 "$work/build.log"; fail "compose build failed"; }
+figure "service images, first build: $((SECONDS - phase_started)) s"
+phase_started=$SECONDS
+compose build >"$work/build.log" 2>&1 || { tail -60 "$work/build.log"; fail "the second compose build failed"; }
+figure "service images, warm rebuild: $((SECONDS - phase_started)) s"
+for service in "${services[@]}"; do
+  size="$(docker image inspect -f '{{ .Size }}' "homelab/$service:latest")"
+  mb="$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1e6 }')"
+  figure "image homelab/$service: $mb MB (goal <= 35 MB)$(awk -v s="$size" 'BEGIN { if (s > 35e6) print "  OVER THE GOAL" }')"
+done
+
+phase "bad input: no MQTT credentials → the broker refuses to start"
+bad="$work/bad"
+mkdir -p "$bad"
+(cd "$stack" && tar -c docker-compose.yml infrastructure) | tar -C "$bad" -x
+grep -v -E '^MQTT_(USERNAME|PASSWORD)=' "$stack/.env" >"$bad/.env"
+(cd "$bad" && "${compose_tool[@]}" -p "${project}bad" up -d mqtt >/dev/null 2>&1) || true
+sleep 3
+bad_log="$(cd "$bad" && "${compose_tool[@]}" -p "${project}bad" logs --no-color mqtt 2>&1)"
+grep -q "MQTT_USERNAME and MQTT_PASSWORD must be set in .env" <<<"$bad_log" \
+  || fail "without credentials the broker did not say so: $bad_log"
+bad_state="$(docker inspect -f '{{ .State.Health.Status }}' "$(cd "$bad" && "${compose_tool[@]}" -p "${project}bad" ps -q mqtt)" 2>/dev/null || echo none)"
+[[ "$bad_state" != healthy ]] || fail "a broker without credentials became healthy"
+pass "no credentials: the broker stops with: $(grep -m1 -o 'mqtt: MQTT_USERNAME.*' <<<"$bad_log")"
+(cd "$bad" && "${compose_tool[@]}" -p "${project}bad" down --volumes --timeout 5 >/dev/null 2>&1) || true
+rm "$bad/.env"
+missing="$(cd "$bad" && { "${compose_tool[@]}" -p "${project}bad" config 2>&1 >/dev/null || true; })"
+grep -q "\.env" <<<"$missing" || fail "a missing .env was not named: $missing"
+pass "no .env: compose refuses: $(head -n1 <<<"$missing")"
+
+phase "up (demo profile: sim-home as Home Assistant; example profile)"
+up_at=$SECONDS
+compose up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; fail "compose up failed"; }
+declare -A healthy_after=()
+deadline=$((SECONDS + 300))
+while :; do
+  waiting=()
+  for service in mqtt "${services[@]}"; do
+    [[ -n "${healthy_after[$service]:-}" ]] && continue
+    id="$(container "$service")"
+    status="$(docker inspect -f '{{ if .State.Health }}{{ .State.Health.Status }}{{ else }}none{{ end }}' "$id" 2>/dev/null || echo missing)"
+    if [[ "$status" == healthy ]]; then healthy_after[$service]=$((SECONDS - up_at)); else waiting+=("$service:$status"); fi
+  done
+  ((${#waiting[@]} == 0)) && break
+  ((SECONDS < deadline)) || fail "not healthy 300 s after up: ${waiting[*]}"
+  sleep 2
+done
+for service in mqtt "${services[@]}"; do pass "$service healthy $((healthy_after[$service])) s after up"; done
+
+phase "heartbeats on the authenticated broker"
+declare -A beat=()
+while read -r service status _; do beat[$service]="$status"; done < <(heartbeats 3)
+for service in "${services[@]}"; do
+  [[ "${beat[$service]:-}" == online ]] || fail "$service heartbeat is '${beat[$service]:-missing}', not online"
+done
+pass "heartbeat online: ${services[*]}"
+if compose exec -T mqtt mosquitto_sub -h 127.0.0.1 -t 'homelab/#' -C 1 -W 3 >"$work/anon.log" 2>&1; then
+  fail "an anonymous client was let in"
+fi
+pass "anonymous client refused: $(tr -d '\r' <"$work/anon.log" | head -n1)"
+if compose exec -T mqtt mosquitto_sub -h 127.0.0.1 -u "$mqtt_user" -P wrong -t 'homelab/#' -C 1 -W 3 >/dev/null 2>&1; then
+  fail "a wrong password was let in"
+fi
+pass "wrong password refused"
+
+phase "diagnose --json inside every container"
+for service in "${services[@]}"; do
+  compose exec -T "$service" "/app/$service" diagnose --json >"$work/diagnose.json" 2>"$work/diagnose.err" \
+    || { cat "$work/diagnose.json" "$work/diagnose.err"; fail "$service diagnose failed"; }
+  summary="$(python3 -c '
+import collections, json, sys
+report = json.load(open(sys.argv[1]))
+steps = report["steps"] if isinstance(report, dict) else report
+count = collections.Counter(step["status"] for step in steps)
+totals = " ".join(f"{status}={n}" for status, n in sorted(count.items()))
+print(totals, "|", " ".join(step["name"] + ":" + step["status"] for step in steps))
+' "$work/diagnose.json")" || { cat "$work/diagnose.json"; fail "$service diagnose --json is not the expected JSON"; }
+  pass "$service diagnose: $summary"
+done
+
+phase "hardening: uid, read-only root, no new privileges, memory"
+for service in mqtt "${services[@]}"; do
+  id="$(container "$service")"
+  [[ "$(docker inspect -f '{{ .HostConfig.ReadonlyRootfs }}' "$id")" == true ]] \
+    || fail "$service root file system is writable"
+  docker inspect -f '{{ .HostConfig.SecurityOpt }}' "$id" | grep -q "no-new-privileges:true" \
+    || fail "$service lacks no-new-privileges"
+  [[ "$(docker inspect -f '{{ .State.OOMKilled }} {{ .RestartCount }}' "$id")" == "false 0" ]] \
+    || fail "$service was OOM-killed or restarted: $(docker inspect -f '{{ .State.OOMKilled }} {{ .RestartCount }}' "$id")"
+  limit="$(docker inspect -f '{{ .HostConfig.Memory }}' "$id")"
+  usage="$(docker stats --no-stream --format '{{ .MemUsage }}' "$id" | cut -d/ -f1 | tr -d ' ')"
+  usage_bytes="$(python3 -c '
+import re, sys
+number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", sys.argv[1]).groups()
+print(int(float(number) * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]))
+' "$usage")"
+  ((limit > 0 && usage_bytes < limit)) || fail "$service uses $usage of a $limit-byte limit"
+  # mosquitto starts as root to write its password file, then drops to its own user.
+  [[ "$service" == mqtt ]] && { pass "mqtt read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB"; continue; }
+  pid="$(docker inspect -f '{{ .State.Pid }}' "$id")"
+  uid="$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")"
+  [[ "$uid" == 65532 ]] || fail "$service runs as uid $uid, not 65532"
+  if docker cp "$stack/README.md" "$id:/written-by-test" >/dev/null 2>&1; then
+    fail "$service: a write to / succeeded"
+  fi
+  pass "$service uid $uid, read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB"
+done
+
+phase "broker restart: every service reconnects by itself"
+declare -A started_at=()
+for service in "${services[@]}"; do started_at[$service]="$(inspect "$service" '{{ .State.StartedAt }}')"; done
+restart_at=$SECONDS
+compose restart mqtt >/dev/null 2>&1
+declare -A back=()
+deadline=$((SECONDS + 120))
+while ((${#back[@]} < ${#services[@]})) && ((SECONDS < deadline)); do
+  while read -r service status uptime cycles; do
+    [[ "$status" == online ]] || continue
+    [[ "$service" != example-service ]] || example_cycles="$cycles"
+    [[ -n "${back[$service]:-}" ]] && continue
+    back[$service]=$((SECONDS - restart_at))
+    pass "$service online again $((back[$service])) s after the broker restart (uptime ${uptime} s: same process)"
+  done < <(heartbeats 15 -R)
+done
+for service in "${services[@]}"; do
+  [[ -n "${back[$service]:-}" ]] || fail "$service did not come back online within 120 s of the broker restart"
+  [[ "$(inspect "$service" '{{ .State.StartedAt }} {{ .RestartCount }}')" == "${started_at[$service]} 0" ]] \
+    || fail "$service was restarted instead of reconnecting"
+done
+
+phase "a service started while the broker is down waits, then connects"
+compose stop mqtt >/dev/null 2>&1
+compose restart example-service >/dev/null 2>&1
+sleep 15
+[[ "$(inspect example-service '{{ .State.Status }} {{ .RestartCount }}')" == "running 0" ]] \
+  || fail "example-service did not wait for the broker: $(inspect example-service '{{ .State.Status }} restarts={{ .RestartCount }}')"
+broker_back_at=$SECONDS
+compose start mqtt >/dev/null 2>&1
+waited=""
+deadline=$((SECONDS + 90))
+while [[ -z "$waited" ]] && ((SECONDS < deadline)); do
+  while read -r service status _; do
+    [[ "$service" == example-service && "$status" == online ]] && waited=$((SECONDS - broker_back_at))
+  done < <(heartbeats 12 -R)
+done
+[[ -n "$waited" ]] || fail "example-service, started while the broker was down, never came online"
+pass "example-service started 15 s before the broker: no crash, online $waited s after the broker came up"
+
+phase "stop → retained offline; down, up → state survives"
+compose stop "${services[@]}" >/dev/null 2>&1
+declare -A after_stop=()
+while read -r service status _; do after_stop[$service]="$status"; done < <(heartbeats 3)
+for service in "${services[@]}"; do
+  [[ "${after_stop[$service]:-}" == offline ]] || fail "$service: retained heartbeat after stop is '${after_stop[$service]:-missing}'"
+done
+pass "after stop, retained offline: ${services[*]}"
+compose down --timeout 10 >/dev/null 2>&1
+compose up -d mqtt >/dev/null 2>&1
+deadline=$((SECONDS + 60))
+until [[ "$(inspect mqtt '{{ .State.Health.Status }}')" == healthy ]]; do
+  ((SECONDS < deadline)) || fail "the broker did not come back healthy after down/up"
+  sleep 1
+done
+declare -A kept=()
+while read -r service status _; do kept[$service]="$status"; done < <(heartbeats 3)
+for service in "${services[@]}"; do
+  [[ "${kept[$service]:-}" == offline ]] || fail "the broker volume lost $service's retained heartbeat"
+done
+pass "broker volume kept the retained heartbeats across down/up"
+compose up -d >/dev/null 2>&1
+cycles_after=""
+deadline=$((SECONDS + 60))
+while [[ -z "$cycles_after" ]] && ((SECONDS < deadline)); do
+  while read -r service status _ cycles; do
+    [[ "$service" == example-service && "$status" == online ]] && cycles_after="$cycles"
+  done < <(heartbeats 12 -R)
+done
+[[ -n "$cycles_after" ]] || fail "example-service sent no heartbeat after down/up"
+((example_cycles >= 1 && cycles_after >= example_cycles)) \
+  || fail "example-service state was lost: $example_cycles cycles before down, $cycles_after after up"
+pass "example-service state survived down/up: $example_cycles cycles before, $cycles_after after"
+
+phase "done"
+echo "container test passed in $((SECONDS - t0)) s; figures:"
+printf '   %s\n' "${figures[@]}"
+echo "container checks: $checks passed, 0 failed"
