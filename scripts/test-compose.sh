@@ -59,6 +59,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+volumes_before="$(docker volume ls -q | sort)"
+
 # A copy of the working tree (what git tracks or would track), so this run's .env
 # never touches the user's.
 mkdir -p "$stack"
@@ -301,6 +303,13 @@ done
 ((example_cycles >= 1 && cycles_after >= example_cycles)) \
   || fail "example-service state was lost: $example_cycles cycles before down, $cycles_after after up"
 pass "example-service state survived down/up: $example_cycles cycles before, $cycles_after after"
+
+phase "down --volumes leaves nothing behind"
+compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
+left="$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr '\n' ' ')"
+[[ -z "${left// /}" ]] || fail "volumes left behind after down --volumes: $left"
+[[ -z "$(docker ps -aq --filter "label=com.docker.compose.project=$project")" ]] || fail "containers left behind"
+pass "down --volumes removed every container and volume the stack made"
 
 phase "done"
 echo "container test passed in $((SECONDS - t0)) s; figures:"
