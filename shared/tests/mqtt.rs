@@ -362,6 +362,66 @@ fn ids(received: &[Message<serde_json::Value>]) -> BTreeSet<u64> {
 }
 
 #[tokio::test]
+async fn an_oversized_message_is_dead_lettered_once_and_the_connection_stays() {
+    // testkit's broker sets no max_packet_size, like a broker the user brings (HA's
+    // add-on): a message over the limit reaches the client, which must acknowledge and
+    // record it. Refusing it would drop the connection, and the persistent session would
+    // hand it back on every reconnect.
+    let broker = Broker::start();
+    let mut probe = Probe::connect(broker.port(), &["homelab/errors/worker"]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "worker"));
+    let (handler, mut handled) = forwarder::<serde_json::Value>();
+    mqtt.subscribe("homelab/worker/in", handler).await.unwrap();
+    until_subscribed(&probe, "homelab/worker/in", &mut handled).await;
+
+    let oversized = format!(
+        "{{\"command\": \"{}\"}}",
+        "x".repeat(homelab::mqtt::MAX_MESSAGE_BYTES + 1024)
+    );
+    probe
+        .publish(
+            "homelab/worker/in",
+            oversized.clone(),
+            homelab::QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    probe
+        .publish_json("homelab/worker/in", &json!({"command": "after"}))
+        .await;
+
+    let message = probe.next(WAIT).await.expect("no dead letter");
+    let letter: DeadLetter = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(letter.error_type, "too_large");
+    assert_eq!(letter.original_topic, "homelab/worker/in");
+    assert_eq!(letter.payload_bytes, oversized.len());
+    assert!(letter.payload.is_empty(), "no body in the record");
+    assert!(letter.error.contains("1048576"), "{}", letter.error);
+    let after = tokio::time::timeout(WAIT, handled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.payload["command"], "after");
+    assert_eq!(mqtt.metrics().reconnects(), 0, "the connection must stay");
+
+    // Acknowledged: the same persistent session, connected again, does not get it back.
+    mqtt.disconnect(Duration::from_secs(5)).await;
+    let again = Mqtt::connect(&config(&broker, "worker"));
+    let (handler, mut handled_again) = forwarder::<serde_json::Value>();
+    again.subscribe("homelab/worker/in", handler).await.unwrap();
+    assert!(again.wait_connected(WAIT).await);
+    assert!(
+        probe.next(Duration::from_secs(2)).await.is_none(),
+        "the oversized message came back after a reconnect"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), handled_again.recv())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn no_qos1_message_is_lost_across_a_broker_restart() {
     let mut broker = Broker::start();
     let mqtt = Mqtt::connect(&config(&broker, "survivor"));

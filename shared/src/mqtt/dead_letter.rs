@@ -25,7 +25,7 @@ pub struct DeadLetter {
     /// The payload's full size in bytes, so a cut is visible.
     pub payload_bytes: usize,
     pub error: String,
-    /// `parse_error`, `handler_error` or `handler_panic`.
+    /// `parse_error`, `handler_error`, `handler_panic` or `too_large` (no payload then).
     pub error_type: String,
     pub timestamp: String,
     pub service: String,
@@ -37,7 +37,7 @@ impl DeadLetter {
         Self {
             original_topic: incoming.topic.clone(),
             payload: truncate_at_char_boundary(&text, DEAD_LETTER_PAYLOAD_LIMIT).to_string(),
-            payload_bytes: incoming.payload.len(),
+            payload_bytes: incoming.size,
             error,
             error_type: error_type.to_string(),
             timestamp: envelope::now_iso(),
@@ -88,6 +88,15 @@ impl Worker {
         F: Fn(Message<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        if incoming.is_oversized() {
+            let error = format!(
+                "{} bytes, over the {}-byte limit",
+                incoming.size,
+                super::MAX_MESSAGE_BYTES
+            );
+            self.dead_letter(incoming, "too_large", error).await;
+            return;
+        }
         let payload: T = match decode(&incoming.payload) {
             Ok(payload) => payload,
             Err(reason) => {

@@ -7,7 +7,7 @@
 use super::{Incoming, Shared};
 use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, Publish};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -98,11 +98,7 @@ impl EventLoopTask {
 
     fn route(&self, publish: Publish) {
         self.shared.metrics.count_in();
-        let incoming = Incoming {
-            topic: publish.topic,
-            payload: publish.payload,
-            received: Instant::now(),
-        };
+        let incoming = Incoming::new(publish.topic, publish.payload);
         let mut delivered = false;
         for route in self.shared.routes.lock().expect("poisoned").iter() {
             if rumqttc::matches(&incoming.topic, &route.filter) {

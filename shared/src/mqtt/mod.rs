@@ -95,8 +95,7 @@ impl MqttConfig {
         options
             .set_keep_alive(self.keep_alive)
             .set_clean_session(self.clean_session)
-            // Dead letters carry up to 64 KiB of the original payload plus context.
-            .set_max_packet_size(1024 * 1024, 1024 * 1024);
+            .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_MESSAGE_BYTES);
         if !self.username.is_empty() {
             options.set_credentials(&self.username, self.password.expose());
         }
@@ -133,12 +132,46 @@ pub struct Message<T> {
     pub trace_id: Option<String>,
 }
 
+/// The largest message a handler is given. A larger one is acknowledged and recorded
+/// on `homelab/errors/{service}` with its topic and size only; our broker refuses it
+/// before that (`max_packet_size` in infrastructure/mosquitto/mosquitto.conf).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// What the client reads off the wire: well over [`MAX_MESSAGE_BYTES`], so that an
+/// oversized message from a broker without a limit (HA's add-on, say) is read, acked and
+/// dead-lettered. Refusing it instead drops the connection, and the persistent session
+/// hands it back on every reconnect. Kept small enough for a 32 MiB container.
+const MAX_INCOMING_PACKET_BYTES: usize = 8 * 1024 * 1024;
+
 /// A received publish on its way to a subscription's worker.
 #[derive(Clone, Debug)]
 pub(crate) struct Incoming {
     pub(crate) topic: String,
+    /// Empty when the message was over [`MAX_MESSAGE_BYTES`]: it is never decoded.
     pub(crate) payload: Bytes,
+    /// The payload's size as received.
+    pub(crate) size: usize,
     pub(crate) received: Instant,
+}
+
+impl Incoming {
+    pub(crate) fn new(topic: String, payload: Bytes) -> Self {
+        let size = payload.len();
+        Self {
+            topic,
+            payload: if size > MAX_MESSAGE_BYTES {
+                Bytes::new()
+            } else {
+                payload
+            },
+            size,
+            received: Instant::now(),
+        }
+    }
+
+    pub(crate) fn is_oversized(&self) -> bool {
+        self.size > MAX_MESSAGE_BYTES
+    }
 }
 
 pub(crate) struct Route {

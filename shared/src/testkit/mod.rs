@@ -194,7 +194,8 @@ impl Probe {
         let id = format!("probe-{}", uuid::Uuid::new_v4().simple());
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(30));
-        options.set_max_packet_size(1024 * 1024, 1024 * 1024);
+        // Generous both ways: tests send oversized messages on purpose.
+        options.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut event_loop) = AsyncClient::new(options, 4096);
         let (sender, received) = mpsc::unbounded_channel();
         let (subacks_tx, mut subacks) = mpsc::unbounded_channel();

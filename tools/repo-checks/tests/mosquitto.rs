@@ -3,7 +3,7 @@
 
 use homelab::testkit::{free_port, mosquitto_binary};
 use repo_checks::repo_root;
-use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet};
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -143,4 +143,93 @@ fn without_credentials_the_broker_stops_with_a_clear_message() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
+}
+
+/// A client with room to send and receive large packets; its publishes go to the channel,
+/// and the channel closes when the broker drops the connection.
+async fn big_client(
+    port: u16,
+    name: &str,
+    subscribe: Option<&str>,
+) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let mut options = MqttOptions::new(name, "127.0.0.1", port);
+    options.set_credentials("homelab", "secret");
+    options.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
+    let (client, mut event_loop) = AsyncClient::new(options, 10);
+    if let Some(filter) = subscribe {
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    }
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let wants_suback = subscribe.is_some();
+    tokio::spawn(async move {
+        loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) if !wants_suback => {
+                    ready_tx.take().map(|tx| tx.send(()));
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    ready_tx.take().map(|tx| tx.send(()));
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let _ = sender.send(publish.payload.len());
+                }
+                Ok(_) => {}
+                Err(_) => return, // dropping `sender` closes the channel
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(5), ready)
+        .await
+        .expect("client not ready")
+        .unwrap();
+    (client, receiver)
+}
+
+#[tokio::test]
+async fn the_broker_refuses_a_message_larger_than_services_handle() {
+    // Without this limit a 1 MiB + 1 KiB command came back on every reconnect of the
+    // service's persistent session: 239 disconnects a minute.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port);
+    let _broker = start(
+        dir.path(),
+        port,
+        &[("MQTT_USERNAME", "homelab"), ("MQTT_PASSWORD", "secret")],
+    );
+    let (_subscriber, mut received) =
+        big_client(port, "subscriber", Some("homelab/worker/in")).await;
+    let (publisher, mut publisher_link) = big_client(port, "publisher", None).await;
+
+    let too_big = vec![b'x'; homelab::mqtt::MAX_MESSAGE_BYTES + 128 * 1024];
+    publisher
+        .publish("homelab/worker/in", QoS::AtLeastOnce, false, too_big)
+        .await
+        .unwrap();
+    let dropped = tokio::time::timeout(Duration::from_secs(5), publisher_link.recv()).await;
+    assert!(
+        matches!(dropped, Ok(None)),
+        "the broker kept the sender of an oversized message connected"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), received.recv())
+            .await
+            .is_err(),
+        "the oversized message reached a subscriber"
+    );
+
+    // What a service does handle still passes.
+    let (publisher, _link) = big_client(port, "publisher-2", None).await;
+    let fits = vec![b'y'; homelab::mqtt::MAX_MESSAGE_BYTES];
+    publisher
+        .publish("homelab/worker/in", QoS::AtLeastOnce, false, fits)
+        .await
+        .unwrap();
+    let size = tokio::time::timeout(Duration::from_secs(5), received.recv())
+        .await
+        .expect("a message at the limit did not arrive")
+        .expect("the subscriber was disconnected");
+    assert_eq!(size, homelab::mqtt::MAX_MESSAGE_BYTES);
 }
