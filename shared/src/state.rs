@@ -34,6 +34,12 @@ pub enum StateError {
     Serialize(#[from] serde_json::Error),
 }
 
+/// Temp files of [`StateStore::save`]: `.state-XXXXXX.tmp` beside the state file.
+const TEMP_PREFIX: &str = ".state-";
+const TEMP_SUFFIX: &str = ".tmp";
+/// Older temp files are left over from a crash; a save takes milliseconds.
+const INTERRUPTED_WRITE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct StateStore<T> {
     path: PathBuf,
@@ -61,6 +67,7 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
     /// `state.json.corrupt-<timestamp>` (kept for a human to look at), a WARN is
     /// logged, and the default is used. Never an error: state is a cache of work done.
     pub fn load(&self) -> Loaded<T> {
+        self.remove_interrupted_writes();
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -87,6 +94,43 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
                 Self::fresh()
             }
         }
+    }
+
+    /// A crash between creating a temp file and renaming it leaves the temp file behind;
+    /// without this they pile up in `DATA_DIR` forever. Only old ones: another store in
+    /// the same folder may be writing one right now.
+    fn remove_interrupted_writes(&self) {
+        let Ok(entries) = std::fs::read_dir(self.folder()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let is_ours = name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX);
+            let is_old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > INTERRUPTED_WRITE_AGE);
+            if is_ours && is_old {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(path = %entry.path().display(), "state_interrupted_write_removed")
+                    }
+                    Err(error) => {
+                        tracing::warn!(path = %entry.path().display(), error = %error, "state_interrupted_write_not_removed")
+                    }
+                }
+            }
+        }
+    }
+
+    fn folder(&self) -> &Path {
+        self.path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     }
 
     fn fresh() -> Loaded<T> {
@@ -118,19 +162,15 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
             state,
         };
         let bytes = serde_json::to_vec_pretty(&on_disk)?;
-        let folder = self
-            .path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let folder = self.folder();
         let write_error = |source| StateError::Write {
             path: self.path.clone(),
             source,
         };
         std::fs::create_dir_all(folder).map_err(write_error)?;
         let mut temp = tempfile::Builder::new()
-            .prefix(".state-")
-            .suffix(".tmp")
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
             .tempfile_in(folder)
             .map_err(write_error)?;
         temp.write_all(&bytes).map_err(write_error)?;
@@ -151,6 +191,33 @@ mod tests {
     #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
     struct Counter {
         cycles: u64,
+    }
+
+    #[test]
+    fn temp_files_left_by_a_crash_are_removed_at_load_but_not_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::<Counter>::new(dir.path());
+        store.save(&Counter { cycles: 7 }).unwrap();
+        let crashed = dir.path().join(".state-AbC123.tmp");
+        let in_flight = dir.path().join(".state-XyZ789.tmp");
+        let unrelated = dir.path().join("notes.tmp");
+        for path in [&crashed, &in_flight, &unrelated] {
+            std::fs::write(path, b"{\"half").unwrap();
+        }
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for path in [&crashed, &unrelated] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(an_hour_ago)
+                .unwrap();
+        }
+
+        assert_eq!(store.load().state, Counter { cycles: 7 });
+        assert!(!crashed.exists(), "a temp file from a crash must go");
+        assert!(in_flight.exists(), "another writer's temp file must stay");
+        assert!(unrelated.exists(), "only our own temp files");
     }
 
     #[test]
