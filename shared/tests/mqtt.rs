@@ -422,6 +422,57 @@ async fn an_oversized_message_is_dead_lettered_once_and_the_connection_stays() {
 }
 
 #[tokio::test]
+async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
+    // mosquitto treats a DISCONNECT that arrives before it could PUBACK our last QoS 1
+    // publish as a lost connection and publishes the will over it: a service that said
+    // "offline: shutdown" then showed "connection_lost" (seen in run-local's Ctrl-C).
+    let broker = Broker::start();
+    let mut watcher = Probe::connect(broker.port(), &["homelab/leaver/heartbeat"]).await;
+    for round in 0..40 {
+        let mqtt = Mqtt::connect(&config(&broker, "leaver"));
+        assert!(mqtt.wait_connected(WAIT).await);
+        // Busy to the end, as a service is: the broker still owes PUBACKs at DISCONNECT.
+        for n in 0..50 {
+            mqtt.publish_raw(
+                "homelab/leaver/status",
+                format!("{{\"n\":{n}}}"),
+                homelab::QoS::AtLeastOnce,
+                false,
+            )
+            .await
+            .unwrap();
+        }
+        mqtt.publish_raw(
+            "homelab/leaver/heartbeat",
+            format!("{{\"status\":\"offline\",\"round\":{round}}}"),
+            homelab::QoS::AtLeastOnce,
+            true,
+        )
+        .await
+        .unwrap();
+        mqtt.disconnect(Duration::from_secs(2)).await;
+    }
+    let seen = watcher.drain(Duration::from_secs(1)).await;
+    let wills: Vec<_> = seen
+        .iter()
+        .filter(|message| message.json()["reason"] == "connection_lost")
+        .collect();
+    assert!(
+        wills.is_empty(),
+        "{} of 40 clean disconnects fired the will; broker: {}",
+        wills.len(),
+        broker
+            .log()
+            .lines()
+            .filter(|line| line.contains("leaver") && line.contains("disconnected"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    assert_eq!(seen.len(), 40, "every round's message arrives");
+}
+
+#[tokio::test]
 async fn no_qos1_message_is_lost_across_a_broker_restart() {
     let mut broker = Broker::start();
     let mqtt = Mqtt::connect(&config(&broker, "survivor"));

@@ -6,6 +6,7 @@
 
 use super::{Incoming, Shared};
 use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, Publish};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,7 +35,16 @@ impl EventLoopTask {
             if self.closing.is_cancelled() && !*self.connected.borrow() {
                 break;
             }
-            match self.event_loop.poll().await {
+            let polled = self.event_loop.poll().await;
+            self.shared
+                .unacknowledged
+                .store(self.event_loop.state.inflight(), Ordering::Release);
+            match polled {
+                Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                    self.shared
+                        .publishes_written
+                        .fetch_add(1, Ordering::Release);
+                }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     delay = FIRST_RETRY_DELAY;
                     self.connected.send_replace(true);

@@ -19,6 +19,7 @@ use rumqttc::{AsyncClient, LastWill, MqttOptions};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -182,12 +183,25 @@ pub(crate) struct Route {
 
 /// State shared between the handle and the event loop task.
 pub(crate) struct Shared {
+    /// PUBLISH packets written to the socket (counted against `metrics.messages_out`,
+    /// the ones handed to the client) and QoS 1 publishes not yet acknowledged: what
+    /// `disconnect` waits for.
+    pub(crate) publishes_written: AtomicU64,
+    pub(crate) unacknowledged: AtomicU16,
     pub(crate) routes: Mutex<Vec<Route>>,
     /// Messages that arrived before a matching subscription was registered (a persistent
     /// session delivers its queue right after CONNACK); handed over on `subscribe`.
     pub(crate) unrouted: Mutex<Vec<Incoming>>,
     pub(crate) metrics: MqttMetrics,
     pub(crate) last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Every publish handed to the client is written, and every QoS 1 one acknowledged.
+    fn is_settled(&self) -> bool {
+        self.publishes_written.load(Ordering::Acquire) >= self.metrics.messages_out()
+            && self.unacknowledged.load(Ordering::Acquire) == 0
+    }
 }
 
 /// The event loop task and the token that tells it we are closing.
@@ -222,6 +236,8 @@ impl Mqtt {
     pub fn connect(config: &MqttConfig) -> Self {
         let (client, event_loop) = AsyncClient::new(config.options(), 1024);
         let shared = Arc::new(Shared {
+            publishes_written: AtomicU64::new(0),
+            unacknowledged: AtomicU16::new(0),
             routes: Mutex::new(Vec::new()),
             unrouted: Mutex::new(Vec::new()),
             metrics: MqttMetrics::default(),
@@ -404,7 +420,9 @@ impl Mqtt {
     }
 
     /// Sends DISCONNECT (so the broker does not publish the last will) and waits for
-    /// the connection to close, at most `timeout`. Messages queued before it go first.
+    /// the connection to close, at most `timeout`. Messages queued before it go first,
+    /// and are acknowledged first: mosquitto takes a DISCONNECT that arrives before it
+    /// could PUBACK for a lost connection and publishes the will after all.
     pub async fn disconnect(&self, timeout: Duration) {
         let connection = self.connection.lock().expect("poisoned").take();
         let Some(Connection {
@@ -414,6 +432,14 @@ impl Mqtt {
         else {
             return;
         };
+        let settle_by = tokio::time::Instant::now() + timeout / 2;
+        while self.is_connected() && !self.shared.is_settled() {
+            if tokio::time::Instant::now() >= settle_by {
+                tracing::warn!("mqtt_disconnect_with_unacknowledged_messages");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let _ = self.client.try_disconnect();
         closing.cancel();
         if tokio::time::timeout(timeout, &mut handle).await.is_err() {
