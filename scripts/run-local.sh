@@ -2,7 +2,8 @@
 # Runs the whole home lab on this machine without Docker and without Home Assistant:
 # a private mosquitto (or an embedded broker without it), sim-home (a SIMULATED house speaking the HA API) and every
 # service, built from source, with a generated environment. Logs carry the service
-# name on each line. Ctrl-C stops everything cleanly (each service publishes offline).
+# name on each line. Ctrl-C stops the services first (each publishes offline and logs
+# its shutdown), then sim-home and the broker. One run per state folder.
 set -euo pipefail
 
 usage() {
@@ -47,6 +48,16 @@ done
 [[ "$season_date" != today ]] || season_date=""
 cd "$(dirname "$0")/.."
 root="$(pwd)"
+run_dir="${state_dir:-$root/.local}"
+
+# One run per state folder: two would share the env, logs and state.
+mkdir -p "$run_dir"
+exec 9>"$run_dir/run.lock"
+if ! flock --nonblock 9; then
+  echo "run-local.sh: another run is using $run_dir (pid $(cat "$run_dir/run.pid" 2>/dev/null || echo '?')); stop it, or give this one its own --state-dir DIR" >&2
+  exit 1
+fi
+echo $$ >"$run_dir/run.pid"
 
 # mosquitto when installed; otherwise (or with RUN_LOCAL_BROKER=embedded) the
 # workspace's embedded broker, tools/local-broker (rumqttd).
@@ -75,11 +86,10 @@ sim_port="$(pick_port sim-home "$sim_port" 8123)"
 
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
 if ((build)); then
-  echo "building the workspace…"
-  cargo build --quiet --workspace --bins
+  echo "building the workspace (cargo build; the first time takes minutes)…"
+  cargo build --workspace --bins
 fi
 
-run_dir="${state_dir:-$root/.local}"
 mkdir -p "$run_dir/logs" "$run_dir/mosquitto"
 cat >"$run_dir/mosquitto/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
@@ -91,12 +101,17 @@ CONF
 [[ "$(id -u)" -ne 0 ]] || echo "user root" >>"$run_dir/mosquitto/mosquitto.conf"
 
 pids=()
+# stop_all [SECONDS]: the services first, then sim-home (their HA), then the broker they
+# say offline on. SECONDS: how long the services may take to stop by themselves first
+# (after a Ctrl-C they have it too, and a second signal would force them out at once).
 stop_all() {
   trap - INT TERM EXIT
   echo "stopping…"
-  # The services first, then sim-home (their HA), then the broker they say offline on.
-  local services_pids=("${pids[@]:1}")
-  for pid in "${services_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local services_pids=("${pids[@]:1}") pid deadline=$((SECONDS + ${1:-0}))
+  for pid in "${services_pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -TERM "$pid" 2>/dev/null || true
+  done
   for pid in "${services_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if ((${#pids[@]})); then
     kill -TERM "${pids[0]}" 2>/dev/null || true
@@ -107,7 +122,8 @@ stop_all() {
 }
 trap stop_all EXIT
 # A clean stop on Ctrl-C or SIGTERM is a success.
-trap 'stop_all; exit 0' INT TERM
+trap 'stop_all 3; exit 0' INT
+trap 'stop_all; exit 0' TERM
 
 services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast)
 needed=("${services[@]}")
@@ -116,11 +132,14 @@ for binary in "${needed[@]}"; do
   [[ -x "$bin_dir/$binary" ]] || { echo "run-local.sh: $bin_dir/$binary is missing (run without --no-build)" >&2; exit 1; }
 done
 
+# The broker and sim-home run in sessions of their own: a Ctrl-C in the terminal reaches
+# only the services, and stop_all ends sim-home and then the broker after them, so each
+# service still reaches the broker to say offline. `9>&-`: the run lock stays ours.
 if [[ -n "$mosquitto_bin" ]]; then
-  "$mosquitto_bin" -c "$run_dir/mosquitto/mosquitto.conf" 2>>"$run_dir/logs/mosquitto.log" &
+  setsid "$mosquitto_bin" -c "$run_dir/mosquitto/mosquitto.conf" 2>>"$run_dir/logs/mosquitto.log" 9>&- &
 else
   echo "mosquitto is not installed: using the embedded broker (tools/local-broker)"
-  "$bin_dir/local-broker" --port "$port" >>"$run_dir/logs/mosquitto.log" 2>&1 &
+  setsid "$bin_dir/local-broker" --port "$port" >>"$run_dir/logs/mosquitto.log" 2>&1 9>&- &
 fi
 broker_pid=$!
 for _ in $(seq 50); do port_taken "$port" && break; sleep 0.1; done
@@ -172,8 +191,14 @@ for service in "${services[@]}"; do
     set +a
     export DATA_DIR="$run_dir/data/$service"
     cd "$run_dir/data/$service" # no stray .env from the repository is read
-    exec "$bin_dir/$service" run
-  ) > >(tee -a "$run_dir/logs/$service.log") 2>&1 &
+    launcher=()
+    [[ "$service" != sim-home ]] || launcher=(setsid)
+    exec "${launcher[@]}" "$bin_dir/$service" run 9>&-
+  ) > >(
+    # tee ignores Ctrl-C, so a service's shutdown lines still reach the terminal and the log.
+    trap '' INT
+    exec tee -a "$run_dir/logs/$service.log" 9>&-
+  ) 2>&1 &
   pids+=($!) # the service itself, not tee: SIGTERM must reach it
   [[ "$service" != sim-home ]] || for _ in $(seq 50); do port_taken "$sim_port" && break; sleep 0.1; done
 done

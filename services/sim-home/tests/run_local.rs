@@ -6,6 +6,7 @@ use homelab::testkit::{free_port, Probe};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
     }
     let state = tempfile::tempdir().unwrap();
     let (port, sim_port) = (free_port(), free_port());
+    let terminal = state.path().join("terminal.txt");
     let mut script = Command::new("bash")
         .arg(root.join("scripts/run-local.sh"))
         .args([
@@ -48,8 +50,10 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
         .arg(state.path())
         .env("HEARTBEAT_INTERVAL_SECONDS", "2")
         .env("SIM_START_HOUR", "13")
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&terminal).unwrap())
         .stderr(Stdio::null())
+        // Its own process group, as a shell gives a job: Ctrl-C goes to the whole group.
+        .process_group(0)
         .spawn()
         .unwrap();
     let guard = scopeguard(script.id());
@@ -118,8 +122,28 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
         }
     }
 
-    // Ctrl-C: every service says offline, and the script ends cleanly.
-    kill(Pid::from_raw(script.id() as i32), Signal::SIGINT).unwrap();
+    // A second run on the same state folder is refused, and leaves the first alone.
+    let second = Command::new("bash")
+        .arg(root.join("scripts/run-local.sh"))
+        .args(["--no-build", "--duration", "1"])
+        .args(["--port", &free_port().to_string()])
+        .args(["--sim-port", &free_port().to_string()])
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let refusal = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        refusal.contains(&format!("another run is using {}", state.path().display()))
+            && refusal.contains(&format!("pid {}", script.id())),
+        "{refusal}"
+    );
+
+    // Ctrl-C as a terminal sends it, to the whole process group: each service says
+    // offline itself (not by its will, which would mean the broker went first), and its
+    // shutdown line reaches the terminal and its log.
+    kill(Pid::from_raw(-(script.id() as i32)), Signal::SIGINT).unwrap();
     let mut offline = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while offline.len() < SERVICES.len() && Instant::now() < deadline {
@@ -127,6 +151,13 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
             continue;
         };
         if message.topic.ends_with("/heartbeat") && message.json()["status"] == "offline" {
+            assert_eq!(
+                message.json()["reason"],
+                "shutdown",
+                "{}: {}",
+                message.topic,
+                message.json()
+            );
             offline.insert(
                 message
                     .topic
@@ -141,7 +172,21 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
     let status = script.wait().unwrap();
     drop(guard);
     assert!(status.success(), "run-local.sh exited with {status}");
-    assert!(state.path().join("logs/smart-ev-charging.log").exists());
+    let printed = std::fs::read_to_string(&terminal).unwrap();
+    for service in SERVICES {
+        let log = std::fs::read_to_string(state.path().join(format!("logs/{service}.log")))
+            .unwrap_or_default();
+        assert!(
+            log.contains("service_stopped"),
+            "{service}'s log lacks its shutdown:\n{log}"
+        );
+        assert!(
+            printed
+                .lines()
+                .any(|line| line.contains(service) && line.contains("service_stopped")),
+            "{service}'s shutdown did not reach the terminal"
+        );
+    }
 }
 
 /// Kills the script's whole run if the test fails half-way.
