@@ -90,7 +90,7 @@ ha_token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 sub() {
   compose exec -T mqtt mosquitto_sub -h 127.0.0.1 -u "$mqtt_user" -P "$mqtt_password" "$@"
 }
-# heartbeats WAIT_S [-R] → "service status uptime cycles" per heartbeat seen (retained ones too unless -R)
+# heartbeats WAIT_S [-R] → "service status uptime cycles reason" per heartbeat seen (retained ones too unless -R)
 heartbeats() {
   local wait="$1"
   shift
@@ -102,8 +102,18 @@ for line in sys.stdin:
         beat = json.loads(line)
     except ValueError:
         continue
-    print(beat.get("service"), beat.get("status"), beat.get("uptime_seconds"), beat.get("cycles", "-"), flush=True)
+    print(beat.get("service"), beat.get("status"), beat.get("uptime_seconds"), beat.get("cycles", "-"),
+          beat.get("reason", "-"), flush=True)
 ' || true
+}
+# expect_retained WHAT STATUS [REASON]: every service's retained heartbeat says STATUS (and REASON)
+expect_retained() {
+  local what="$1" want="$2${3:+ $3}" service status reason
+  local -A seen=()
+  while read -r service status _ _ reason; do seen[$service]="$status${3:+ $reason}"; done < <(heartbeats 3)
+  for service in "${services[@]}"; do
+    [[ "${seen[$service]:-}" == "$want" ]] || fail "$what: $service's retained heartbeat says '${seen[$service]:-nothing}', not '$want'"
+  done
 }
 
 phase "stand-in base images (scripts/offline-images.sh)"
@@ -172,11 +182,7 @@ done
 for service in mqtt "${services[@]}"; do pass "$service healthy $((healthy_after[$service])) s after up"; done
 
 phase "heartbeats on the authenticated broker"
-declare -A beat=()
-while read -r service status _; do beat[$service]="$status"; done < <(heartbeats 3)
-for service in "${services[@]}"; do
-  [[ "${beat[$service]:-}" == online ]] || fail "$service heartbeat is '${beat[$service]:-missing}', not online"
-done
+expect_retained "after up" online
 pass "heartbeat online: ${services[*]}"
 if compose exec -T mqtt mosquitto_sub -h 127.0.0.1 -t 'homelab/#' -C 1 -W 3 >"$work/anon.log" 2>&1; then
   fail "an anonymous client was let in"
@@ -238,7 +244,7 @@ compose restart mqtt >/dev/null 2>&1
 declare -A back=()
 deadline=$((SECONDS + 120))
 while ((${#back[@]} < ${#services[@]})) && ((SECONDS < deadline)); do
-  while read -r service status uptime cycles; do
+  while read -r service status uptime cycles _; do
     [[ "$status" == online ]] || continue
     [[ "$service" != example-service ]] || example_cycles="$cycles"
     [[ -n "${back[$service]:-}" ]] && continue
@@ -272,12 +278,8 @@ pass "example-service started 15 s before the broker: no crash, online $waited s
 
 phase "stop → retained offline; down, up → state survives"
 compose stop "${services[@]}" >/dev/null 2>&1
-declare -A after_stop=()
-while read -r service status _; do after_stop[$service]="$status"; done < <(heartbeats 3)
-for service in "${services[@]}"; do
-  [[ "${after_stop[$service]:-}" == offline ]] || fail "$service: retained heartbeat after stop is '${after_stop[$service]:-missing}'"
-done
-pass "after stop, retained offline: ${services[*]}"
+expect_retained "after stop" offline shutdown
+pass "after stop, retained offline (reason shutdown, not the will): ${services[*]}"
 compose down --timeout 10 >/dev/null 2>&1
 compose up -d mqtt >/dev/null 2>&1
 deadline=$((SECONDS + 60))
@@ -285,17 +287,13 @@ until [[ "$(inspect mqtt '{{ .State.Health.Status }}')" == healthy ]]; do
   ((SECONDS < deadline)) || fail "the broker did not come back healthy after down/up"
   sleep 1
 done
-declare -A kept=()
-while read -r service status _; do kept[$service]="$status"; done < <(heartbeats 3)
-for service in "${services[@]}"; do
-  [[ "${kept[$service]:-}" == offline ]] || fail "the broker volume lost $service's retained heartbeat"
-done
+expect_retained "broker volume after down/up" offline shutdown
 pass "broker volume kept the retained heartbeats across down/up"
 compose up -d >/dev/null 2>&1
 cycles_after=""
 deadline=$((SECONDS + 60))
 while [[ -z "$cycles_after" ]] && ((SECONDS < deadline)); do
-  while read -r service status _ cycles; do
+  while read -r service status _ cycles _; do
     [[ "$service" == example-service && "$status" == online ]] && cycles_after="$cycles"
   done < <(heartbeats 12 -R)
 done

@@ -64,6 +64,19 @@ fn encrypt_with_ours(dir: &Path, recipient: &str) -> PathBuf {
     encrypted
 }
 
+/// `sops-dotenv decrypt FILE --output OUT --key KEY`.
+fn decrypt_with_ours(file: &Path, output: &Path, key: &Path) -> Output {
+    ours()
+        .arg("decrypt")
+        .arg(file)
+        .arg("--output")
+        .arg(output)
+        .arg("--key")
+        .arg(key)
+        .output()
+        .unwrap()
+}
+
 fn sops_decrypt(file: &Path, key: &Path) -> Output {
     Command::new(sops())
         .args([
@@ -145,15 +158,7 @@ fn sops_dotenv_decrypts_a_file_the_real_sops_encrypted() {
     let opened = dir.path().join("opened.env");
     succeeded(
         "sops-dotenv decrypt",
-        ours()
-            .arg("decrypt")
-            .arg(&by_sops)
-            .arg("--output")
-            .arg(&opened)
-            .arg("--key")
-            .arg(&key)
-            .output()
-            .unwrap(),
+        decrypt_with_ours(&by_sops, &opened, &key),
     );
     let text = std::fs::read_to_string(&opened).unwrap();
     for line in [
@@ -178,15 +183,7 @@ fn sops_dotenv_decrypts_a_file_the_real_sops_encrypted() {
         .unwrap();
     let tampered = sealed.replace(mac_line, "sops_lastmodified=2020-01-01T00:00:00Z");
     std::fs::write(&by_sops, tampered).unwrap();
-    let refused = ours()
-        .arg("decrypt")
-        .arg(&by_sops)
-        .arg("--output")
-        .arg(dir.path().join("never.env"))
-        .arg("--key")
-        .arg(&key)
-        .output()
-        .unwrap();
+    let refused = decrypt_with_ours(&by_sops, &dir.path().join("never.env"), &key);
     assert!(!refused.status.success(), "a tampered file was accepted");
     assert!(!dir.path().join("never.env").exists());
 }
@@ -234,15 +231,7 @@ fn the_secrets_scripts_use_the_real_sops_when_it_is_installed() {
     let opened = dir.path().join("opened.env");
     succeeded(
         "sops-dotenv decrypt",
-        ours()
-            .arg("decrypt")
-            .arg(dir.path().join(".env.enc"))
-            .arg("--output")
-            .arg(&opened)
-            .arg("--key")
-            .arg(&key)
-            .output()
-            .unwrap(),
+        decrypt_with_ours(&dir.path().join(".env.enc"), &opened, &key),
     );
     let text = std::fs::read_to_string(&opened).unwrap();
     assert!(
