@@ -166,7 +166,7 @@ END:VEVENT
 END:VCALENDAR
 ICS
 {
-  cat services/sim-home/demo.env
+  cat services/sim-home/demo.env.example
   cat <<ENV
 MQTT_HOST=127.0.0.1
 MQTT_PORT=$port

@@ -128,7 +128,7 @@ figure "homelab-base build: $((SECONDS - phase_started)) s ($([[ $had_base -eq 1
 
 phase "build every service image from the Dockerfile"
 cp .env.example "$stack/.env"
-cat services/sim-home/demo.env >>"$stack/.env"
+cat services/sim-home/demo.env.example >>"$stack/.env"
 set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user" "MQTT_PASSWORD=$mqtt_password" \
   "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
   "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60"
