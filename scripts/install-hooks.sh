@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs a git pre-commit hook that refuses to commit secrets: a plain .env,
-# anything under .sops/ or credentials/, or a file holding an age private key.
+# Installs a git pre-commit hook that refuses to commit secrets: any .env* but
+# .env.example and .env.enc, any *.env, anything under .sops/ or credentials/, and a
+# file holding an age private key or a Home Assistant long-lived access token.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
@@ -26,14 +27,22 @@ cat >"$hook" <<'HOOK'
 set -euo pipefail
 refused=()
 while IFS= read -r -d '' path; do
+  name="${path##*/}"
+  case "$name" in
+    .env.example|.env.enc) ;;
+    .env*|*.env) refused+=("$path: a plain env file (commit .env.enc, see scripts/secrets-encrypt.sh)") ; continue ;;
+  esac
   case "$path" in
-    .env|*/.env) refused+=("$path: a plain .env (commit .env.enc, see scripts/secrets-encrypt.sh)") ; continue ;;
     .sops/*|*/.sops/*) refused+=("$path: under .sops/ (the age private key lives there)") ; continue ;;
     credentials/*|*/credentials/*) refused+=("$path: under credentials/") ; continue ;;
   esac
   # A whole key (prefix + 58 bech32 characters), not code or docs that name the prefix.
   if git show ":$path" 2>/dev/null | grep -Eq "AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"; then
     refused+=("$path: looks like an age private key (AGE-SECRET-KEY-1…)")
+  fi
+  # HA's long-lived access tokens are JWTs: three base64url parts, the first two JSON.
+  if git show ":$path" 2>/dev/null | grep -Eq "eyJ[A-Za-z0-9_-]{15,}\.eyJ[A-Za-z0-9_-]{15,}\.[A-Za-z0-9_-]{20,}"; then
+    refused+=("$path: looks like a Home Assistant access token (a JWT)")
   fi
 done < <(git diff --cached --name-only --diff-filter=ACMR -z)
 if ((${#refused[@]})); then

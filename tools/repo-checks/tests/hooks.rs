@@ -48,9 +48,20 @@ fn the_hook_blocks_each_kind_of_secret() {
         "# created: 2026\nAGE-SECRET-KEY-1{}QY\n",
         "QYQSZQGP".repeat(7)
     );
+    // The shape of an HA long-lived token (header.payload.signature), assembled here.
+    let fake_token = format!(
+        "HA_TOKEN=eyJ{}.eyJ{}.{}\n",
+        "hbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+        "pc3MiOiIxMjM0NTY3ODkwYWJjZGVmIn0",
+        "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_"
+    );
     for (path, content, reason) in [
-        (".env", "HA_TOKEN=x\n", "plain .env"),
-        ("services/x/.env", "A=1\n", "plain .env"),
+        (".env", "HA_TOKEN=x\n", "plain env file"),
+        ("services/x/.env", "A=1\n", "plain env file"),
+        (".env.local", "A=1\n", "plain env file"),
+        (".env.production", "A=1\n", "plain env file"),
+        ("deploy/prod.env", "A=1\n", "plain env file"),
+        ("notes/ha.txt", fake_token.as_str(), "Home Assistant access token"),
         (".sops/age-key.txt", "anything\n", ".sops/"),
         ("credentials/google.json", "{}\n", "credentials/"),
         ("notes/backup.txt", fake_key.as_str(), "age private key"),
@@ -93,8 +104,23 @@ fn ordinary_commits_and_the_encrypted_files_pass() {
             .status
             .success()
     );
+    // A settings example without secrets, and code that only names the token's prefix.
+    assert!(try_commit(
+        repo.path(),
+        "services/sim-home/demo.env.example",
+        "SMART_EV_MODE=pv\n"
+    )
+    .status
+    .success());
+    assert!(try_commit(
+        repo.path(),
+        "src/token.rs",
+        "// an HA token starts with eyJ and has three parts\n"
+    )
+    .status
+    .success());
     let count = git(repo.path(), &["rev-list", "--count", "HEAD"]);
-    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "4");
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "6");
 }
 
 #[test]
