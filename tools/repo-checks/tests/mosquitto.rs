@@ -233,3 +233,78 @@ async fn the_broker_refuses_a_message_larger_than_services_handle() {
         .expect("the subscriber was disconnected");
     assert_eq!(size, homelab::mqtt::MAX_MESSAGE_BYTES);
 }
+
+/// Connects `id` with a persistent session, subscribed to `filter`; counts what arrives.
+async fn persistent_subscriber(
+    port: u16,
+    id: &str,
+    filter: &str,
+) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options
+        .set_credentials("homelab", "secret")
+        .set_clean_session(false);
+    let (client, mut event_loop) = AsyncClient::new(options, 100);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = event_loop.poll().await {
+            match event {
+                Event::Incoming(Packet::Publish(publish)) => {
+                    let _ = sender.send(publish.payload.len());
+                }
+                Event::Outgoing(rumqttc::Outgoing::Disconnect) => return,
+                _ => {}
+            }
+        }
+    });
+    (client, receiver)
+}
+
+#[tokio::test]
+async fn the_broker_keeps_ten_thousand_messages_for_a_service_that_is_away() {
+    // mosquitto's default keeps 1,000 and drops the rest without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port);
+    let _broker = start(
+        dir.path(),
+        port,
+        &[("MQTT_USERNAME", "homelab"), ("MQTT_PASSWORD", "secret")],
+    );
+    let (away, mut received) = persistent_subscriber(port, "away", "homelab/away/in").await;
+    let (publisher, _link) = big_client(port, "publisher", None).await;
+    publisher
+        .publish("homelab/away/in", QoS::AtLeastOnce, false, "hello")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), received.recv())
+        .await
+        .expect("the subscription is not active")
+        .unwrap();
+    away.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent = 10_500;
+    for n in 0..sent {
+        publisher
+            .publish("homelab/away/in", QoS::AtLeastOnce, false, n.to_string())
+            .await
+            .unwrap();
+    }
+    // Let the broker take them all before the subscriber comes back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_back, mut received) = persistent_subscriber(port, "away", "homelab/away/in").await;
+    let mut count = 0;
+    while tokio::time::timeout(Duration::from_secs(2), received.recv())
+        .await
+        .is_ok_and(|message| message.is_some())
+    {
+        count += 1;
+    }
+    eprintln!("queued for an absent client: {count} of {sent}");
+    assert!(
+        (10_000..sent).contains(&count),
+        "{count} of {sent} delivered: the queue should keep 10,000 and drop the newest beyond"
+    );
+}
