@@ -473,6 +473,32 @@ async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
 }
 
 #[tokio::test]
+async fn after_a_long_broker_outage_the_service_is_back_within_seconds() {
+    // With the old 30 s backoff cap a service came back ~22 s after a 40 s outage ended.
+    let mut broker = Broker::start();
+    let mqtt = Mqtt::connect(&config(&broker, "patient"));
+    assert!(mqtt.wait_connected(WAIT).await);
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(!mqtt.is_connected());
+    broker.start_again();
+    let back = std::time::Instant::now();
+    assert!(
+        mqtt.wait_connected(Duration::from_secs(30)).await,
+        "never reconnected"
+    );
+    let took = back.elapsed();
+    eprintln!(
+        "reconnected {:.1} s after the broker was back",
+        took.as_secs_f64()
+    );
+    assert!(
+        took <= Duration::from_millis(5500),
+        "reconnected only {took:?} after the broker was back"
+    );
+}
+
+#[tokio::test]
 async fn no_qos1_message_is_lost_across_a_broker_restart() {
     let mut broker = Broker::start();
     let mqtt = Mqtt::connect(&config(&broker, "survivor"));

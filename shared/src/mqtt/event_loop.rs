@@ -13,6 +13,19 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// Delays between connection attempts: doubling from 250 ms up to `max`, plus a random
+/// jitter of up to as much again, so that the services do not all knock at the same
+/// instant when the broker comes back.
+fn reconnect_delays(max: Duration) -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY_DELAY)
+        .with_max_delay(max)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
 /// Messages nobody subscribed to yet are kept this long, at most this many.
 const UNROUTED_TTL: Duration = Duration::from_secs(60);
 const UNROUTED_LIMIT: usize = 1000;
@@ -29,7 +42,7 @@ pub(super) struct EventLoopTask {
 
 impl EventLoopTask {
     pub(super) async fn run(mut self) {
-        let mut delay = FIRST_RETRY_DELAY;
+        let mut delays = reconnect_delays(self.max_delay);
         let mut has_connected = false;
         loop {
             if self.closing.is_cancelled() && !*self.connected.borrow() {
@@ -46,7 +59,7 @@ impl EventLoopTask {
                         .fetch_add(1, Ordering::Release);
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    delay = FIRST_RETRY_DELAY;
+                    delays = reconnect_delays(self.max_delay);
                     self.connected.send_replace(true);
                     *self.shared.last_error.lock().expect("poisoned") = None;
                     tracing::info!(
@@ -78,6 +91,7 @@ impl EventLoopTask {
                         break;
                     }
                     *self.shared.last_error.lock().expect("poisoned") = Some(error.to_string());
+                    let delay = delays.next().unwrap_or(self.max_delay);
                     tracing::warn!(
                         endpoint = %self.endpoint,
                         error = %error,
@@ -89,7 +103,6 @@ impl EventLoopTask {
                         () = tokio::time::sleep(delay) => {}
                         () = self.closing.cancelled() => break,
                     }
-                    delay = (delay * 2).min(self.max_delay);
                 }
             }
         }

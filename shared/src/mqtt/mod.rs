@@ -78,7 +78,8 @@ impl MqttConfig {
                 will.to_string().into_bytes(),
             )),
             keep_alive: Duration::from_secs(30),
-            max_reconnect_delay: Duration::from_secs(30),
+            // With jitter at most 5 s between attempts: back within seconds of the broker.
+            max_reconnect_delay: Duration::from_millis(2500),
         }
     }
 
