@@ -34,7 +34,43 @@ pub fn filter_for(level: &str) -> Result<EnvFilter, SettingsError> {
     if normalised.is_empty() || (!is_directive && !LEVELS.contains(&normalised.as_str())) {
         return Err(invalid());
     }
-    EnvFilter::try_new(&normalised).map_err(|_| invalid())
+    EnvFilter::try_new(with_capped_libraries(&normalised)).map_err(|_| invalid())
+}
+
+/// Libraries that print whole frames or headers at debug and trace: tungstenite logs
+/// Home Assistant's auth frame with the token, hyper and h2 the Authorization header.
+/// They stay at warn unless `LOG_LEVEL` names them itself.
+const CAPPED_LIBRARIES: [&str; 10] = [
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tonic",
+    "tower",
+    "rumqttc",
+];
+
+fn with_capped_libraries(directive: &str) -> String {
+    if directive == "off" {
+        return directive.to_string();
+    }
+    let named = |library: &str| {
+        directive.split(',').any(|part| {
+            part.split('=').next().is_some_and(|target| {
+                target.trim() == library || target.trim().starts_with(&format!("{library}::"))
+            })
+        })
+    };
+    let mut filter = directive.to_string();
+    for library in CAPPED_LIBRARIES {
+        if !named(library) {
+            filter.push_str(&format!(",{library}=warn"));
+        }
+    }
+    filter
 }
 
 /// Installs the global subscriber: `LOG_LEVEL` filter, `pretty`/`json` lines on
@@ -138,6 +174,16 @@ mod tests {
         for level in ["INFO", "debug", "WARNING", "critical", "homelab=debug,info"] {
             assert!(filter_for(level).is_ok(), "{level}");
         }
+    }
+
+    #[test]
+    fn chatty_libraries_stay_at_warn_unless_named() {
+        let trace = with_capped_libraries("trace");
+        assert!(trace.starts_with("trace,") && trace.contains(",tungstenite=warn"));
+        let named = with_capped_libraries("trace,tungstenite=trace");
+        assert!(!named.contains(",tungstenite=warn"), "{named}");
+        assert!(named.contains("tokio_tungstenite=warn"), "{named}");
+        assert_eq!(with_capped_libraries("off"), "off");
     }
 
     #[test]

@@ -67,3 +67,48 @@ mod tests {
         assert_eq!(Secret::default().describe(), "not set");
     }
 }
+
+/// `url` with any `user:password@` replaced by `***@`: what logs and reports may show
+/// of a URL (people put credentials in the URL of a reverse proxy or of InfluxDB).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |end| authority_start + end);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***@{}",
+            &url[..authority_start],
+            &url[authority_start + at + 1..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::redact_url;
+
+    #[test]
+    fn userinfo_is_hidden_and_the_rest_kept() {
+        for (url, shown) in [
+            ("http://ha.local:8123", "http://ha.local:8123"),
+            (
+                "https://user:pw@ha.example:443/api",
+                "https://***@ha.example:443/api",
+            ),
+            (
+                "http://token@influx:8086?org=a@b",
+                "http://***@influx:8086?org=a@b",
+            ),
+            ("http://u:p@ss@host/x", "http://***@host/x"),
+            ("ws://host/api/websocket", "ws://host/api/websocket"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 #[error("GET {url}: {message}")]
 pub struct WebError {
-    /// Without the query, which may carry a key.
+    /// Without the query, which may carry a key, and without user:password@.
     pub url: String,
     pub status: Option<u16>,
     pub message: String,
@@ -31,7 +31,7 @@ pub struct WebClient {
 }
 
 fn without_query(url: &str) -> String {
-    url.split('?').next().unwrap_or(url).to_string()
+    crate::secret::redact_url(url.split('?').next().unwrap_or(url))
 }
 
 impl WebClient {

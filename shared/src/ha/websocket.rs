@@ -95,14 +95,14 @@ pub(super) fn subscribe(
             };
             match ended {
                 SessionEnd::AuthInvalid(reason) => {
-                    tracing::error!(url = %url, reason = %reason, "ha_websocket_auth_failed");
+                    tracing::error!(url = %crate::secret::redact_url(&url), reason = %reason, "ha_websocket_auth_failed");
                     error_tx.send_replace(Some(format!(
                         "authentication failed: {reason} (check HA_TOKEN)"
                     )));
                     return;
                 }
                 SessionEnd::Lost(reason) => {
-                    tracing::warn!(url = %url, reason = %reason, retry_in_ms = delay.as_millis() as u64, "ha_websocket_lost");
+                    tracing::warn!(url = %crate::secret::redact_url(&url), reason = %reason, retry_in_ms = delay.as_millis() as u64, "ha_websocket_lost");
                     error_tx.send_replace(Some(reason));
                 }
             }
@@ -167,7 +167,11 @@ async fn session(
     }
     subscribed.send_modify(|count| *count += 1);
     *delay = FIRST_RETRY_DELAY;
-    tracing::info!(url, entities = filter.len(), "ha_websocket_subscribed");
+    tracing::info!(
+        url = %crate::secret::redact_url(url),
+        entities = filter.len(),
+        "ha_websocket_subscribed"
+    );
 
     let mut next_id = SUBSCRIPTION_ID + 1;
     let mut ping_outstanding = false;
