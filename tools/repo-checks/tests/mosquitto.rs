@@ -145,6 +145,19 @@ fn without_credentials_the_broker_stops_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(1));
 }
 
+/// The shipped entrypoint and config on a free port, with user `homelab`/`secret`.
+fn shipped_broker() -> (tempfile::TempDir, u16, Started) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port);
+    let broker = start(
+        dir.path(),
+        port,
+        &[("MQTT_USERNAME", "homelab"), ("MQTT_PASSWORD", "secret")],
+    );
+    (dir, port, broker)
+}
+
 /// A client with room to send and receive large packets; its publishes go to the channel,
 /// and the channel closes when the broker drops the connection.
 async fn big_client(
@@ -191,14 +204,7 @@ async fn big_client(
 async fn the_broker_refuses_a_message_larger_than_services_handle() {
     // Without this limit a 1 MiB + 1 KiB command came back on every reconnect of the
     // service's persistent session: 239 disconnects a minute.
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_config(dir.path(), port);
-    let _broker = start(
-        dir.path(),
-        port,
-        &[("MQTT_USERNAME", "homelab"), ("MQTT_PASSWORD", "secret")],
-    );
+    let (_dir, port, _broker) = shipped_broker();
     let (_subscriber, mut received) =
         big_client(port, "subscriber", Some("homelab/worker/in")).await;
     let (publisher, mut publisher_link) = big_client(port, "publisher", None).await;
@@ -264,14 +270,7 @@ async fn persistent_subscriber(
 #[tokio::test]
 async fn the_broker_keeps_ten_thousand_messages_for_a_service_that_is_away() {
     // mosquitto's default keeps 1,000 and drops the rest without a word.
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_config(dir.path(), port);
-    let _broker = start(
-        dir.path(),
-        port,
-        &[("MQTT_USERNAME", "homelab"), ("MQTT_PASSWORD", "secret")],
-    );
+    let (_dir, port, _broker) = shipped_broker();
     let (away, mut received) = persistent_subscriber(port, "away", "homelab/away/in").await;
     let (publisher, _link) = big_client(port, "publisher", None).await;
     publisher
