@@ -61,7 +61,11 @@ fn the_hook_blocks_each_kind_of_secret() {
         (".env.local", "A=1\n", "plain env file"),
         (".env.production", "A=1\n", "plain env file"),
         ("deploy/prod.env", "A=1\n", "plain env file"),
-        ("notes/ha.txt", fake_token.as_str(), "Home Assistant access token"),
+        (
+            "notes/ha.txt",
+            fake_token.as_str(),
+            "Home Assistant access token",
+        ),
         (".sops/age-key.txt", "anything\n", ".sops/"),
         ("credentials/google.json", "{}\n", "credentials/"),
         ("notes/backup.txt", fake_key.as_str(), "age private key"),
