@@ -493,7 +493,7 @@ async fn after_a_long_broker_outage_the_service_is_back_within_seconds() {
         took.as_secs_f64()
     );
     assert!(
-        took <= Duration::from_millis(5500),
+        took <= Duration::from_secs(6), // at most 5 s between attempts, plus the connect
         "reconnected only {took:?} after the broker was back"
     );
 }
