@@ -8,6 +8,8 @@
 
 use crate::mqtt::{Mqtt, MqttError, QoS};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// The HA entity platforms we publish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,4 +218,78 @@ pub async fn publish_state(
         true,
     )
     .await
+}
+
+/// A numeric sensor's state: the number, or `None`, which HA's MQTT sensor takes as
+/// "no value" (state `unknown`, no error). The string `unknown` is an ERROR in HA's
+/// log for a sensor with a unit or device class.
+pub fn number(value: Option<f64>, decimals: usize) -> String {
+    match value.filter(|v| v.is_finite()) {
+        Some(value) => format!("{value:.decimals$}"),
+        None => "None".to_string(),
+    }
+}
+
+/// Which entity states are due: a changed value at once, an unchanged one only after
+/// `refresh` (states are retained; the refresh is for HA's history and a broker that
+/// lost them).
+#[derive(Debug)]
+pub struct StateBook {
+    refresh: Duration,
+    last: HashMap<String, (String, Instant)>,
+}
+
+impl StateBook {
+    pub fn new(refresh: Duration) -> Self {
+        Self {
+            refresh,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Whether `value` is to be published for `object_id` at `now`; if so it is
+    /// booked as published.
+    pub fn due(&mut self, object_id: &str, value: &str, now: Instant) -> bool {
+        let due = self
+            .last
+            .get(object_id)
+            .is_none_or(|(last, at)| last != value || now.duration_since(*at) >= self.refresh);
+        if due {
+            self.last
+                .insert(object_id.to_string(), (value.to_string(), now));
+        }
+        due
+    }
+
+    /// Forgets a booking whose publish failed, so that it is tried again.
+    pub fn forget(&mut self, object_id: &str) {
+        self.last.remove(object_id);
+    }
+}
+
+#[cfg(test)]
+mod state_book_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_numbers_or_none_never_unknown() {
+        assert_eq!(number(Some(1234.56), 0), "1235");
+        assert_eq!(number(Some(7.25), 1), "7.2");
+        assert_eq!(number(None, 1), "None");
+        assert_eq!(number(Some(f64::NAN), 1), "None");
+    }
+
+    #[test]
+    fn a_state_is_due_when_it_changes_or_the_refresh_comes() {
+        let start = Instant::now();
+        let mut book = StateBook::new(Duration::from_secs(300));
+        assert!(book.due("target_current", "8", start));
+        assert!(!book.due("target_current", "8", start + Duration::from_secs(1)));
+        assert!(book.due("reason", "pv", start), "each entity on its own");
+        assert!(book.due("target_current", "9", start + Duration::from_secs(2)));
+        assert!(!book.due("target_current", "9", start + Duration::from_secs(301)));
+        assert!(book.due("target_current", "9", start + Duration::from_secs(303)));
+        book.forget("target_current");
+        assert!(book.due("target_current", "9", start + Duration::from_secs(304)));
+    }
 }

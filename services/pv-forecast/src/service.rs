@@ -307,9 +307,7 @@ impl PvForecastService {
         discovery::publish_state(mqtt, "today_total", forecast.today_kwh).await?;
         discovery::publish_state(mqtt, "tomorrow_total", forecast.tomorrow_kwh).await?;
         discovery::publish_state(mqtt, "model", &forecast.model).await?;
-        let nmae = forecast
-            .hold_out_error
-            .map_or("unknown".to_string(), |e| format!("{:.1}", e.nmae * 100.0));
+        let nmae = discovery::number(forecast.hold_out_error.map(|e| e.nmae * 100.0), 1);
         discovery::publish_state(mqtt, "hold_out_nmae", nmae).await?;
         discovery::publish_state(mqtt, "stale", if stale { "ON" } else { "OFF" }).await?;
         Ok(())

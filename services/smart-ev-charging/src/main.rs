@@ -6,6 +6,7 @@
 //! never while safe mode is on. Its mode is a select in HA (MQTT discovery).
 
 mod service;
+mod settings;
 
 fn main() -> std::process::ExitCode {
     homelab::run::<service::SmartEvCharging>()

@@ -1,109 +1,20 @@
 //! The I/O around the decision: Home Assistant in and out, MQTT status and discovery.
+//! Every input (a meter or wallbox event, a mode, a plan, a forecast, safe mode, a
+//! timer running out) wakes one loop that decides and reconciles the wallbox at once;
+//! the cycle only refreshes the readings over REST as a backstop.
 
-use homelab::discovery::{self, Entity};
-use homelab::ha::HomeAssistant;
+use crate::settings::ChargingSettings;
+use homelab::discovery::{self, Entity, StateBook};
+use homelab::ha::{EntityState, HomeAssistant, StateChange};
 use homelab::{Context, Health, Message, Service, Settings};
 use serde::{Deserialize, Serialize};
-use smart_ev_charging::control::{
-    BatteryPriority, Config, Controller, Decision, Demand, Meters, Mode,
-};
+use smart_ev_charging::control::{Config, Controller, Decision, Mode};
+use smart_ev_charging::meters::{Meter, MeterCache};
+use smart_ev_charging::plan::{Plan, PvForecast, Smart, SmartConfig, Verdict};
+use smart_ev_charging::reconcile::{Actual, Reconciler, Setpoint, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub(crate) struct ChargingSettings {
-    smart_ev_mode: String,
-    smart_ev_grid_power_entity: String,
-    smart_ev_grid_export_positive: bool,
-    smart_ev_battery_power_entity: String,
-    smart_ev_battery_charge_positive: bool,
-    smart_ev_battery_soc_entity: String,
-    smart_ev_battery_priority_soc: f64,
-    smart_ev_ev_power_entity: String,
-    smart_ev_wallbox_current_entity: String,
-    smart_ev_phase_switch_entity: String,
-    smart_ev_phase_switch_delay_seconds: f64,
-    smart_ev_phase_grace_seconds: f64,
-    smart_ev_min_current_a: f64,
-    smart_ev_max_current_a: f64,
-    smart_ev_current_step_a: f64,
-    smart_ev_phases: f64,
-    smart_ev_voltage_v: f64,
-    smart_ev_grid_reserve_w: f64,
-    smart_ev_enable_delay_seconds: f64,
-    smart_ev_disable_delay_seconds: f64,
-    smart_ev_min_command_interval_seconds: f64,
-    smart_ev_cycle_seconds: u64,
-    smart_ev_sensor_timeout_seconds: f64,
-}
-
-impl Default for ChargingSettings {
-    fn default() -> Self {
-        Self {
-            smart_ev_mode: "pv".into(),
-            smart_ev_grid_power_entity: "sensor.grid_power".into(),
-            smart_ev_grid_export_positive: true,
-            smart_ev_battery_power_entity: String::new(),
-            smart_ev_battery_charge_positive: true,
-            smart_ev_battery_soc_entity: String::new(),
-            smart_ev_battery_priority_soc: 80.0,
-            smart_ev_ev_power_entity: "sensor.wallbox_power".into(),
-            smart_ev_wallbox_current_entity: "number.wallbox_current".into(),
-            smart_ev_phase_switch_entity: String::new(),
-            smart_ev_phase_switch_delay_seconds: 120.0,
-            smart_ev_phase_grace_seconds: 300.0,
-            smart_ev_min_current_a: 6.0,
-            smart_ev_max_current_a: 16.0,
-            smart_ev_current_step_a: 1.0,
-            smart_ev_phases: 3.0,
-            smart_ev_voltage_v: 230.0,
-            smart_ev_grid_reserve_w: 100.0,
-            smart_ev_enable_delay_seconds: 60.0,
-            smart_ev_disable_delay_seconds: 180.0,
-            smart_ev_min_command_interval_seconds: 30.0,
-            smart_ev_cycle_seconds: 30,
-            smart_ev_sensor_timeout_seconds: 300.0,
-        }
-    }
-}
-
-impl ChargingSettings {
-    fn config(&self) -> Config {
-        Config {
-            min_current_a: self.smart_ev_min_current_a,
-            max_current_a: self.smart_ev_max_current_a,
-            current_step_a: self.smart_ev_current_step_a,
-            phases: self.smart_ev_phases,
-            voltage_v: self.smart_ev_voltage_v,
-            grid_reserve_w: self.smart_ev_grid_reserve_w,
-            battery_priority: if self.smart_ev_battery_priority_soc > 0.0 {
-                BatteryPriority::HomeFirstUntil(self.smart_ev_battery_priority_soc)
-            } else {
-                BatteryPriority::CarFirst
-            },
-            enable_delay_s: self.smart_ev_enable_delay_seconds,
-            disable_delay_s: self.smart_ev_disable_delay_seconds,
-            min_command_interval_s: self.smart_ev_min_command_interval_seconds,
-            phase_switching: !self.smart_ev_phase_switch_entity.is_empty(),
-            phase_switch_delay_s: self.smart_ev_phase_switch_delay_seconds,
-            phase_grace_s: self.smart_ev_phase_grace_seconds,
-        }
-    }
-
-    fn watched_entities(&self) -> Vec<String> {
-        [
-            &self.smart_ev_grid_power_entity,
-            &self.smart_ev_battery_power_entity,
-            &self.smart_ev_battery_soc_entity,
-            &self.smart_ev_ev_power_entity,
-        ]
-        .into_iter()
-        .filter(|entity| !entity.is_empty())
-        .cloned()
-        .collect()
-    }
-}
+use tokio::sync::Notify;
 
 /// What survives a restart: the mode a person chose in HA.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -111,63 +22,39 @@ struct ChargingState {
     mode: Option<Mode>,
 }
 
-/// ev-forecast's plan, as much of it as this service acts on.
-#[derive(Clone, Debug, Deserialize)]
-struct Plan {
-    energy_needed_kwh: f64,
-    deadline: Option<chrono::DateTime<chrono::Utc>>,
-    /// Known SoC: the plan already counts what is in the car.
-    #[serde(default)]
-    ev_soc: Option<f64>,
+/// Everything a decision reads and remembers, behind one lock (never held across I/O).
+struct Core {
+    meters: MeterCache,
+    controller: Controller,
+    smart: Smart,
+    reconciler: Reconciler,
+    wallbox: Actual,
+    safe_mode: bool,
+    last: Option<Decision>,
+    /// When to decide again by time alone.
+    wake_at: Option<Instant>,
 }
 
-/// The plan and what the car got since it came (for plans that cannot see the SoC).
-#[derive(Debug, Default)]
-struct PlanProgress {
-    plan: Option<Plan>,
-    delivered_kwh: f64,
-    last_sample: Option<Instant>,
-}
-
-impl PlanProgress {
-    fn update(&mut self, plan: Plan) {
-        if self.plan.as_ref().map(|p| p.deadline) != Some(plan.deadline) {
-            self.delivered_kwh = 0.0;
-        }
-        self.plan = Some(plan);
-    }
-
-    fn count(&mut self, ev_power_w: Option<f64>) {
-        let now = Instant::now();
-        if let (Some(last), Some(watts)) = (self.last_sample, ev_power_w) {
-            self.delivered_kwh += watts.max(0.0) * (now - last).as_secs_f64() / 3_600_000.0;
-        }
-        self.last_sample = Some(now);
-    }
-
-    fn demand(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Demand> {
-        let plan = self.plan.as_ref()?;
-        let deadline = plan.deadline.filter(|d| *d > now)?;
-        let energy_kwh = if plan.ev_soc.is_some() {
-            plan.energy_needed_kwh
-        } else {
-            (plan.energy_needed_kwh - self.delivered_kwh).max(0.0)
-        };
-        Some(Demand {
-            energy_kwh,
-            hours_left: (deadline - now).num_seconds() as f64 / 3600.0,
-        })
-    }
+/// What one decision produced, to be sent and published outside the lock.
+struct Outcome {
+    writes: Vec<Write>,
+    decision: Decision,
+    mode: Mode,
+    surplus_w: Option<f64>,
+    remaining_kwh: Option<f64>,
+    shortfall_kwh: Option<f64>,
 }
 
 pub(crate) struct SmartEvCharging {
-    plan: Mutex<PlanProgress>,
     settings: ChargingSettings,
     config: Config,
+    smart_config: SmartConfig,
     started: Instant,
     mode: Mutex<Mode>,
-    controller: Mutex<Controller>,
-    last: Mutex<Option<Decision>>,
+    core: Mutex<Core>,
+    /// A mode, plan or forecast arrived: decide now.
+    wake: Notify,
+    published: tokio::sync::Mutex<StateBook>,
     store: homelab::StateStore<ChargingState>,
 }
 
@@ -182,9 +69,16 @@ fn entities() -> Vec<Entity> {
             .unit("A")
             .device_class("current")
             .state_class("measurement"),
+        Entity::sensor("plan_shortfall", "Plan shortfall at the deadline")
+            .unit("kWh")
+            .device_class("energy")
+            .icon("mdi:car-clock"),
         Entity::sensor("reason", "Last decision"),
     ]
 }
+
+/// States are published when they change, and again after this for HA's history.
+const STATE_REFRESH: Duration = Duration::from_secs(600);
 
 impl Service for SmartEvCharging {
     const NAME: &'static str = "smart-ev-charging";
@@ -198,92 +92,83 @@ impl Service for SmartEvCharging {
         let settings = ctx.settings().clone();
         let configured = Mode::parse(&settings.smart_ev_mode)
             .map_err(|error| anyhow::anyhow!("SMART_EV_MODE: {error}"))?;
+        settings.validate()?;
         let store = ctx.state_store::<ChargingState>();
         let mode = store.load().state.mode.unwrap_or(configured);
+        let core = Core {
+            meters: MeterCache::new(settings.trust()),
+            controller: Controller::default(),
+            smart: Smart::default(),
+            reconciler: Reconciler::new(settings.smart_ev_retry_seconds),
+            wallbox: Actual::default(),
+            safe_mode: false,
+            last: None,
+            wake_at: None,
+        };
         Ok(Self {
             config: settings.config(),
+            smart_config: settings.smart_config(),
             settings,
             started: Instant::now(),
             mode: Mutex::new(mode),
-            controller: Mutex::new(Controller::default()),
-            plan: Mutex::new(PlanProgress::default()),
-            last: Mutex::new(None),
+            core: Mutex::new(core),
+            wake: Notify::new(),
+            published: tokio::sync::Mutex::new(StateBook::new(STATE_REFRESH)),
             store,
         })
     }
 
     async fn run(self: Arc<Self>, ctx: Context<ChargingSettings>) -> anyhow::Result<()> {
         discovery::announce(ctx.mqtt(), Self::VERSION, &entities()).await?;
-        let mode = *self.mode.lock().expect("poisoned");
-        discovery::publish_state(ctx.mqtt(), "mode", mode.as_str()).await?;
-        let service = self.clone();
-        let mqtt = ctx.mqtt().clone();
-        ctx.mqtt()
-            .subscribe_text(
-                &discovery::command_topic(Self::NAME, "mode"),
-                move |message: Message<String>| {
-                    let service = service.clone();
-                    let mqtt = mqtt.clone();
-                    async move {
-                        let mode = Mode::parse(&message.payload).map_err(anyhow::Error::msg)?;
-                        *service.mode.lock().expect("poisoned") = mode;
-                        if let Err(error) = service.store.save(&ChargingState { mode: Some(mode) })
-                        {
-                            tracing::warn!(error = %error, "state_save_failed");
-                        }
-                        discovery::publish_state(&mqtt, "mode", mode.as_str()).await?;
-                        tracing::info!(mode = mode.as_str(), "mode_changed");
-                        Ok(())
-                    }
-                },
-            )
-            .await?;
-
-        let service = self.clone();
-        ctx.subscribe("homelab/ev-forecast/plan", move |message: Message<Plan>| {
-            let service = service.clone();
-            async move {
-                tracing::info!(
-                    energy_needed_kwh = message.payload.energy_needed_kwh,
-                    deadline = ?message.payload.deadline,
-                    "plan_received"
-                );
-                service
-                    .plan
-                    .lock()
-                    .expect("poisoned")
-                    .update(message.payload);
-                Ok(())
-            }
-        })
-        .await?;
+        self.listen_for_mode(&ctx).await?;
+        self.listen_for_plan_and_forecast(&ctx).await?;
 
         let ha = ctx.home_assistant().clone();
-        let mut changes =
-            ha.subscribe_state_changes(self.settings.watched_entities(), ctx.shutdown().clone());
-        let mut cycle = tokio::time::interval(Duration::from_secs(
+        let mut changes = ha.subscribe_state_changes(
+            self.settings
+                .watched_entities(&ctx.common().safe_mode_entity),
+            ctx.shutdown().clone(),
+        );
+        let mut subscribed = 0;
+        let mut backstop = tokio::time::interval(Duration::from_secs(
             self.settings.smart_ev_cycle_seconds.max(1),
         ));
-        tracing::info!(mode = mode.as_str(), "service_started");
+        backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(mode = self.mode().as_str(), "service_started");
         loop {
+            let wake_at = self.core().wake_at;
             tokio::select! {
                 () = ctx.shutdown().cancelled() => return Ok(()),
-                _ = cycle.tick() => {}
-                change = changes.next() => if change.is_none() {
-                    // The subscription ended (a refused token): keep the safety cycle going.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                _ = backstop.tick() => self.refresh(&ctx, &ha).await,
+                change = changes.next() => match change {
+                    Some(change) => {
+                        self.take(&ctx, &change);
+                        // A burst (a meter device reports several entities) is one decision.
+                        while let Some(change) = changes.try_next() {
+                            self.take(&ctx, &change);
+                        }
+                    }
+                    // The subscription ended (a refused token): the backstop carries on.
+                    None => tokio::time::sleep(Duration::from_secs(1)).await,
                 },
+                () = self.wake.notified() => {}
+                () = sleep_until(wake_at) => {}
             }
-            if let Err(error) = self.evaluate(&ctx, &ha).await {
+            // Events missed while the WebSocket was away: read everything once.
+            if changes.times_subscribed() > subscribed {
+                subscribed = changes.times_subscribed();
+                self.refresh(&ctx, &ha).await;
+            }
+            if let Err(error) = self.decide_and_apply(&ctx, &ha).await {
                 tracing::error!(error = format!("{error:#}"), "charging_cycle_failed");
             }
         }
     }
 
     fn health(&self) -> Health {
-        let last = self.last.lock().expect("poisoned").clone();
+        let last = self.core().last.clone();
         Health::online()
-            .with("mode", self.mode.lock().expect("poisoned").as_str())
+            .with("mode", self.mode().as_str())
             .with("target_current_a", last.as_ref().and_then(|d| d.current_a))
             .with("reason", last.map(|d| d.reason))
     }
@@ -293,124 +178,318 @@ impl Service for SmartEvCharging {
     }
 }
 
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl SmartEvCharging {
-    /// A reading in watts, or `None` when unavailable, not a power, or stale.
-    async fn watts(&self, ha: &HomeAssistant, entity: &str) -> Option<f64> {
-        if entity.is_empty() {
-            return None;
-        }
-        let state = ha.get_state(entity).await.ok()?;
-        if state
-            .age_seconds()
-            .is_some_and(|age| age > self.settings.smart_ev_sensor_timeout_seconds)
-        {
-            tracing::warn!(entity_id = entity, "sensor_stale");
-            return None;
-        }
-        state.reading()?.power_watts()
+    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        self.core.lock().expect("poisoned")
     }
 
-    async fn evaluate(
+    fn mode(&self) -> Mode {
+        *self.mode.lock().expect("poisoned")
+    }
+
+    fn now_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    async fn listen_for_mode(
+        self: &Arc<Self>,
+        ctx: &Context<ChargingSettings>,
+    ) -> anyhow::Result<()> {
+        let service = self.clone();
+        ctx.mqtt()
+            .subscribe_text(
+                &discovery::command_topic(Self::NAME, "mode"),
+                move |message: Message<String>| {
+                    let service = service.clone();
+                    async move {
+                        let mode = Mode::parse(&message.payload).map_err(anyhow::Error::msg)?;
+                        *service.mode.lock().expect("poisoned") = mode;
+                        service.wake.notify_one();
+                        if let Err(error) = service.store.save(&ChargingState { mode: Some(mode) })
+                        {
+                            tracing::warn!(error = %error, "state_save_failed");
+                        }
+                        tracing::info!(mode = mode.as_str(), "mode_changed");
+                        Ok(())
+                    }
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn listen_for_plan_and_forecast(
+        self: &Arc<Self>,
+        ctx: &Context<ChargingSettings>,
+    ) -> anyhow::Result<()> {
+        let service = self.clone();
+        ctx.subscribe("homelab/ev-forecast/plan", move |message: Message<Plan>| {
+            let service = service.clone();
+            async move {
+                tracing::info!(
+                    energy_needed_kwh = message.payload.energy_needed_kwh,
+                    deadline = ?message.payload.deadline,
+                    "plan_received"
+                );
+                service.core().smart.update_plan(
+                    message.payload,
+                    &service.smart_config,
+                    chrono::Utc::now(),
+                );
+                service.wake.notify_one();
+                Ok(())
+            }
+        })
+        .await?;
+        let service = self.clone();
+        ctx.subscribe(
+            "homelab/pv-forecast/updated",
+            move |message: Message<PvForecast>| {
+                let service = service.clone();
+                async move {
+                    tracing::info!(stale = message.payload.stale, "pv_forecast_received");
+                    service.core().smart.update_forecast(
+                        message.payload,
+                        &service.smart_config,
+                        chrono::Utc::now(),
+                    );
+                    service.wake.notify_one();
+                    Ok(())
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Takes one entity's new state into the cache (no REST round trip).
+    fn take(&self, ctx: &Context<ChargingSettings>, change: &StateChange) {
+        let now_s = self.now_s();
+        self.store_state(ctx, &change.entity_id, change.new_state.as_ref(), now_s);
+    }
+
+    /// The backstop: every watched entity over REST (their ages come from HA's
+    /// `last_reported`, which has no event).
+    async fn refresh(&self, ctx: &Context<ChargingSettings>, ha: &HomeAssistant) {
+        for entity in self
+            .settings
+            .watched_entities(&ctx.common().safe_mode_entity)
+        {
+            match ha.get_state(&entity).await {
+                Ok(state) => {
+                    let age = state.age_seconds().unwrap_or(0.0).max(0.0);
+                    self.store_state(ctx, &entity, Some(&state), self.now_s() - age);
+                }
+                Err(error) if error.status == Some(404) => {
+                    self.store_state(ctx, &entity, None, self.now_s());
+                }
+                // HA away: the cached readings age until they are not believed.
+                Err(error) => {
+                    tracing::warn!(entity_id = %entity, error = %error, "ha_refresh_failed");
+                }
+            }
+        }
+    }
+
+    fn store_state(
+        &self,
+        ctx: &Context<ChargingSettings>,
+        entity: &str,
+        state: Option<&EntityState>,
+        reported_s: f64,
+    ) {
+        let settings = &self.settings;
+        let number = state.and_then(EntityState::reading).map(|r| r.value);
+        let watts = state
+            .and_then(EntityState::reading)
+            .and_then(|r| r.power_watts());
+        let sign = |positive: bool| if positive { 1.0 } else { -1.0 };
+        let mut core = self.core();
+        if entity == ctx.common().safe_mode_entity {
+            let on = state.is_some_and(|s| s.state == "on");
+            if on != core.safe_mode {
+                tracing::warn!(safe_mode = on, "safe_mode_changed");
+            }
+            core.safe_mode = on;
+        }
+        if entity == settings.smart_ev_grid_power_entity {
+            let value = watts.map(|w| w * sign(settings.smart_ev_grid_export_positive));
+            core.meters.record(Meter::Grid, value, reported_s);
+        }
+        if entity == settings.smart_ev_battery_power_entity {
+            let value = watts.map(|w| w * sign(settings.smart_ev_battery_charge_positive));
+            core.meters.record(Meter::Battery, value, reported_s);
+        }
+        if entity == settings.smart_ev_battery_soc_entity {
+            core.meters.record(Meter::BatterySoc, number, reported_s);
+        }
+        if entity == settings.smart_ev_ev_power_entity {
+            core.meters.record(Meter::Ev, watts, reported_s);
+        }
+        if entity == settings.smart_ev_wallbox_current_entity {
+            core.wallbox.current_a = number;
+        }
+        if entity == settings.smart_ev_phase_switch_entity {
+            core.wallbox.phases = number;
+        }
+    }
+
+    /// Decides on the cached readings and brings the wallbox there.
+    fn decide(&self) -> Outcome {
+        let now_s = self.now_s();
+        let now = chrono::Utc::now();
+        let mode = self.mode();
+        let mut core = self.core();
+        let assessed = core
+            .meters
+            .assess(self.settings.battery_configured(), now_s);
+        core.smart.count(assessed.meters.ev_power_w, now);
+        let (rule, smart_reason) = match mode {
+            Mode::Smart => match core.smart.verdict(&self.smart_config, now) {
+                Verdict::Grid(why) => (Mode::Fast, Some(why)),
+                Verdict::Surplus(why) => (Mode::Pv, Some(why)),
+            },
+            other => (other, None),
+        };
+        let mut decision = core
+            .controller
+            .decide(rule, &assessed.meters, &self.config, now_s);
+        if let Some(why) = smart_reason {
+            decision.reason = format!("{why}; {}", decision.reason);
+        }
+        if !assessed.problems.is_empty() {
+            decision.reason = format!("{} [{}]", decision.reason, assessed.problems.join("; "));
+        }
+        let wanted = Setpoint {
+            current_a: decision.current_a.unwrap_or(0.0),
+            phases: self.config.phase_switching.then_some(decision.phases),
+        };
+        let (wallbox, safe_mode) = (core.wallbox, core.safe_mode);
+        let writes = core.reconciler.writes(wanted, wallbox, safe_mode, now_s);
+        if safe_mode && !matches_wallbox(wanted, wallbox) {
+            tracing::debug!(reason = %decision.reason, "safe_mode_no_write");
+        }
+        let smart_wake_s = core
+            .smart
+            .next_change()
+            .map(|at| now_s + (at - now).num_milliseconds().max(0) as f64 / 1000.0);
+        let wake_s = [
+            decision.recheck_at_s,
+            core.meters.next_verdict_s(now_s),
+            core.reconciler.next_retry_s(),
+            smart_wake_s,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|at| *at > now_s)
+        .reduce(f64::min);
+        core.wake_at = wake_s.map(|at| {
+            // A hair after the timer, so that the decision sees it run out.
+            self.started + Duration::from_secs_f64(at + 0.02)
+        });
+        core.last = Some(decision.clone());
+        let plan_active = mode == Mode::Smart && core.smart.plan().is_some();
+        Outcome {
+            writes,
+            mode,
+            surplus_w: smart_ev_charging::control::surplus_w(
+                &assessed.meters,
+                &self.config,
+                decision.current_a.is_some(),
+            ),
+            remaining_kwh: plan_active.then(|| core.smart.remaining_kwh()),
+            shortfall_kwh: plan_active.then(|| core.smart.shortfall_kwh(&self.smart_config, now)),
+            decision,
+        }
+    }
+
+    async fn decide_and_apply(
         &self,
         ctx: &Context<ChargingSettings>,
         ha: &HomeAssistant,
     ) -> anyhow::Result<()> {
-        let settings = &self.settings;
-        let sign = |positive: bool| if positive { 1.0 } else { -1.0 };
-        let battery_configured = !settings.smart_ev_battery_power_entity.is_empty();
-        let meters = Meters {
-            grid_export_w: self
-                .watts(ha, &settings.smart_ev_grid_power_entity)
-                .await
-                .map(|w| w * sign(settings.smart_ev_grid_export_positive)),
-            battery_charge_w: if battery_configured {
-                self.watts(ha, &settings.smart_ev_battery_power_entity)
-                    .await
-                    .map(|w| w * sign(settings.smart_ev_battery_charge_positive))
-            } else {
-                Some(0.0)
-            },
-            battery_soc: if settings.smart_ev_battery_soc_entity.is_empty() {
-                None
-            } else {
-                ha.read(&settings.smart_ev_battery_soc_entity)
-                    .await
-                    .ok()
-                    .map(|r| r.value)
-            },
-            ev_power_w: self.watts(ha, &settings.smart_ev_ev_power_entity).await,
-            demand: None,
-        };
-        let meters = {
-            let mut plan = self.plan.lock().expect("poisoned");
-            plan.count(meters.ev_power_w);
-            Meters {
-                demand: plan.demand(chrono::Utc::now()),
-                ..meters
-            }
-        };
-        let mode = *self.mode.lock().expect("poisoned");
-        let now = self.started.elapsed().as_secs_f64();
-        let decision =
-            self.controller
-                .lock()
-                .expect("poisoned")
-                .decide(mode, &meters, &self.config, now);
-        let surplus = smart_ev_charging::control::surplus_w(&meters, &self.config);
-
-        if decision.send || decision.phases_changed {
-            if ha.is_safe_mode(&ctx.common().safe_mode_entity).await {
-                tracing::warn!(reason = %decision.reason, "safe_mode_no_write");
-                // Forget the unsent command so that it is sent once safe mode is off.
-                *self.controller.lock().expect("poisoned") = Controller::default();
-            } else {
-                // Phases first, so the new current never runs on the old phase count.
-                if decision.phases_changed {
-                    let entity = &settings.smart_ev_phase_switch_entity;
-                    let domain = entity.split('.').next().unwrap_or("number");
-                    ha.call_service(
-                        domain,
-                        "set_value",
-                        &serde_json::json!({"entity_id": entity, "value": decision.phases}),
-                    )
-                    .await?;
-                    tracing::info!(phases = decision.phases, "wallbox_phases_set");
-                }
-                let entity = &settings.smart_ev_wallbox_current_entity;
-                let domain = entity.split('.').next().unwrap_or("number");
-                let value = decision.current_a.unwrap_or(0.0);
-                ha.call_service(
-                    domain,
-                    "set_value",
-                    &serde_json::json!({"entity_id": entity, "value": value}),
-                )
-                .await?;
-                tracing::info!(current_a = value, reason = %decision.reason, "wallbox_current_set");
-            }
+        let outcome = self.decide();
+        for write in &outcome.writes {
+            let (entity, value) = match *write {
+                Write::Phases(phases) => (&self.settings.smart_ev_phase_switch_entity, phases),
+                Write::Current(amps) => (&self.settings.smart_ev_wallbox_current_entity, amps),
+            };
+            let domain = entity.split('.').next().unwrap_or("number");
+            ha.call_service(
+                domain,
+                "set_value",
+                &serde_json::json!({"entity_id": entity, "value": value}),
+            )
+            .await?;
+            tracing::info!(
+                entity_id = %entity,
+                value,
+                reason = %outcome.decision.reason,
+                "wallbox_set"
+            );
         }
-        let mqtt = ctx.mqtt();
-        discovery::publish_state(
-            mqtt,
-            "surplus_power",
-            surplus.map_or("unknown".into(), |w| format!("{w:.0}")),
-        )
-        .await?;
-        discovery::publish_state(mqtt, "target_current", decision.current_a.unwrap_or(0.0)).await?;
-        discovery::publish_state(mqtt, "reason", &decision.reason).await?;
-        ctx.publish(
-            "status",
-            &serde_json::json!({
-                "mode": mode.as_str(),
-                "surplus_w": surplus,
-                "target_current_a": decision.current_a,
-                "reason": decision.reason,
-                "demand_kwh": meters.demand.map(|d| d.energy_kwh),
-                "hours_left": meters.demand.map(|d| d.hours_left),
-            }),
-        )
-        .await?;
-        *self.last.lock().expect("poisoned") = Some(decision);
+        self.publish(ctx, &outcome).await?;
         ctx.touch_health();
         Ok(())
     }
+
+    /// Entity states and the status message, each only when it changed.
+    async fn publish(
+        &self,
+        ctx: &Context<ChargingSettings>,
+        outcome: &Outcome,
+    ) -> anyhow::Result<()> {
+        let decision = &outcome.decision;
+        let states = [
+            ("mode", outcome.mode.as_str().to_string()),
+            ("surplus_power", discovery::number(outcome.surplus_w, 0)),
+            (
+                "target_current",
+                discovery::number(Some(decision.current_a.unwrap_or(0.0)), 1),
+            ),
+            (
+                "plan_shortfall",
+                discovery::number(outcome.shortfall_kwh, 1),
+            ),
+            ("reason", decision.reason.clone()),
+        ];
+        let status = serde_json::json!({
+            "mode": outcome.mode.as_str(),
+            "surplus_w": outcome.surplus_w.map(f64::round),
+            "target_current_a": decision.current_a,
+            "phases": decision.phases,
+            "reason": decision.reason,
+            "demand_kwh": outcome.remaining_kwh,
+            "shortfall_kwh": outcome.shortfall_kwh,
+        });
+        let mut book = self.published.lock().await;
+        let now = Instant::now();
+        for (object_id, value) in states {
+            if book.due(object_id, &value, now) {
+                if let Err(error) = discovery::publish_state(ctx.mqtt(), object_id, &value).await {
+                    book.forget(object_id);
+                    return Err(error.into());
+                }
+            }
+        }
+        if book.due("status", &status.to_string(), now) {
+            if let Err(error) = ctx.publish("status", &status).await {
+                book.forget("status");
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn matches_wallbox(wanted: Setpoint, actual: Actual) -> bool {
+    actual.current_a == Some(wanted.current_a)
+        && wanted.phases.is_none_or(|p| actual.phases == Some(p))
 }

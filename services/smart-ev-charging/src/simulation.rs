@@ -124,12 +124,14 @@ pub fn simulate(
         if grid_export < 0.0 {
             figures.import_caused_kwh += ev_w.min(-grid_export) * hours_per_step / 1000.0;
         }
+        let now_s = minute as f64 * 60.0;
         last_meters = Meters {
             grid_export_w: Some(grid_export),
             battery_charge_w: Some(battery_w),
             battery_soc: Some(100.0 * stored_wh / capacity_wh),
             ev_power_w: Some(ev_w),
-            demand: None,
+            grid_reported_s: Some(now_s),
+            ev_changed_s: Some(now_s),
         };
     }
     figures

@@ -40,6 +40,11 @@ impl Subscription {
         self.changes.recv().await
     }
 
+    /// A change already received, without waiting (to take a burst in one go).
+    pub fn try_next(&mut self) -> Option<StateChange> {
+        self.changes.try_recv().ok()
+    }
+
     /// How many times the subscription was (re-)established: 1 + reconnects.
     pub fn times_subscribed(&self) -> u64 {
         *self.subscribed.borrow()

@@ -1,0 +1,466 @@
+//! Smart mode: ev-forecast's plan, what the car got since, pv-forecast's hours, and
+//! from when the grid must help. The grid start is decided when the plan or the
+//! forecast changes and looked at again once per slot, never in between (no
+//! flip-flop); once the grid charges it goes on until the plan is met.
+//!
+//! Wall-clock times (deadlines are), passed in.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+/// ev-forecast's plan, as much of it as this service acts on.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Plan {
+    pub energy_needed_kwh: f64,
+    pub deadline: Option<DateTime<Utc>>,
+    /// Known SoC: the plan already counts what is in the car (and is re-sent as it changes).
+    #[serde(default)]
+    pub ev_soc: Option<f64>,
+}
+
+/// One hour of pv-forecast's production forecast.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+pub struct ForecastHour {
+    pub start: DateTime<Utc>,
+    pub kwh: f64,
+}
+
+/// pv-forecast's `updated` message, as much of it as this service acts on.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct PvForecast {
+    #[serde(default)]
+    pub today: Vec<ForecastHour>,
+    #[serde(default)]
+    pub tomorrow: Vec<ForecastHour>,
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// What the car and the house can do.
+#[derive(Clone, Debug)]
+pub struct SmartConfig {
+    /// Charging power at the maximum current on every phase.
+    pub max_power_kw: f64,
+    /// The smallest power a surplus charge runs at (the minimum current on the fewest phases).
+    pub min_power_kw: f64,
+    /// What the house uses while the sun shines, taken off the forecast.
+    pub house_load_kw: f64,
+    /// The share of the forecast surplus counted on (forecasts err, clouds pass).
+    pub pv_confidence: f64,
+    /// Grid charging time is stretched by this (taper near full, losses)...
+    pub margin: f64,
+    /// ...and starts this much earlier still.
+    pub buffer: Duration,
+    /// The grid start is looked at again once per slot.
+    pub slot: Duration,
+}
+
+impl Default for SmartConfig {
+    fn default() -> Self {
+        Self {
+            max_power_kw: 11.04,
+            min_power_kw: 4.14,
+            house_load_kw: 0.5,
+            pv_confidence: 0.7,
+            margin: 1.15,
+            buffer: Duration::minutes(20),
+            slot: Duration::minutes(15),
+        }
+    }
+}
+
+/// What smart mode does now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The grid must help: charge at the maximum until the plan is met.
+    Grid(String),
+    /// Surplus only (the plan is met, there is none, or the sun still has time).
+    Surplus(String),
+}
+
+/// The plan, its progress and the grid start.
+#[derive(Clone, Debug, Default)]
+pub struct Smart {
+    plan: Option<Plan>,
+    forecast: Vec<ForecastHour>,
+    delivered_kwh: f64,
+    last_sample: Option<(DateTime<Utc>, f64)>,
+    grid_from: Option<DateTime<Utc>>,
+    next_review: Option<DateTime<Utc>>,
+    grid_on: bool,
+}
+
+impl Smart {
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// A new plan: a new deadline (or a plan that knows the car's SoC) restarts the
+    /// count of what was delivered.
+    pub fn update_plan(&mut self, plan: Plan, config: &SmartConfig, now: DateTime<Utc>) {
+        let new_deadline = self.plan.as_ref().map(|p| p.deadline) != Some(plan.deadline);
+        if new_deadline || plan.ev_soc.is_some() {
+            self.delivered_kwh = 0.0;
+        }
+        if new_deadline {
+            self.grid_on = false;
+        }
+        self.plan = Some(plan);
+        self.schedule(config, now);
+    }
+
+    pub fn update_forecast(
+        &mut self,
+        forecast: PvForecast,
+        config: &SmartConfig,
+        now: DateTime<Utc>,
+    ) {
+        self.forecast = if forecast.stale {
+            Vec::new()
+        } else {
+            forecast
+                .today
+                .into_iter()
+                .chain(forecast.tomorrow)
+                .collect()
+        };
+        self.schedule(config, now);
+    }
+
+    /// Counts what the car drew since the last sample (at the power it drew then).
+    pub fn count(&mut self, ev_power_w: Option<f64>, now: DateTime<Utc>) {
+        if let Some((last, watts)) = self.last_sample {
+            let hours = (now - last).num_milliseconds().max(0) as f64 / 3_600_000.0;
+            self.delivered_kwh += watts.max(0.0) * hours / 1000.0;
+        }
+        self.last_sample = ev_power_w.map(|w| (now, w));
+    }
+
+    /// Energy the plan still asks for.
+    pub fn remaining_kwh(&self) -> f64 {
+        self.plan
+            .as_ref()
+            .map_or(0.0, |p| (p.energy_needed_kwh - self.delivered_kwh).max(0.0))
+    }
+
+    fn deadline(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.plan.as_ref()?.deadline.filter(|d| *d > now)
+    }
+
+    /// What the sun is expected to put into the car between `from` and `until`, kWh.
+    pub fn expected_pv_kwh(
+        &self,
+        config: &SmartConfig,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> f64 {
+        self.forecast
+            .iter()
+            .map(|hour| {
+                let end = hour.start + Duration::hours(1);
+                let overlap =
+                    (end.min(until) - hour.start.max(from)).num_seconds().max(0) as f64 / 3600.0;
+                let surplus_kw = hour.kwh - config.house_load_kw;
+                if surplus_kw < config.min_power_kw {
+                    0.0
+                } else {
+                    surplus_kw.min(config.max_power_kw) * overlap * config.pv_confidence
+                }
+            })
+            .sum()
+    }
+
+    /// The latest grid start that still meets the deadline, counting on the sun before it.
+    fn latest_grid_start(
+        &self,
+        config: &SmartConfig,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let energy = self.remaining_kwh();
+        let needed = |kwh: f64| {
+            Duration::seconds((kwh.max(0.0) / config.max_power_kw * config.margin * 3600.0) as i64)
+                + config.buffer
+        };
+        // Walk back from the deadline in 5-minute steps: the first start whose grid
+        // time covers what the sun before it leaves is the latest one.
+        let step = Duration::minutes(5);
+        let mut start = deadline;
+        while start > now {
+            let from_sun = self.expected_pv_kwh(config, now, start);
+            if deadline - start >= needed(energy - from_sun) {
+                return start;
+            }
+            start -= step;
+        }
+        now
+    }
+
+    /// Decides the grid start again (on a new plan or forecast, and once per slot).
+    fn schedule(&mut self, config: &SmartConfig, now: DateTime<Utc>) {
+        self.next_review = Some(now + config.slot);
+        self.grid_from = match self.deadline(now) {
+            Some(deadline) if self.remaining_kwh() > 0.0 => {
+                Some(self.latest_grid_start(config, now, deadline))
+            }
+            _ => None,
+        };
+    }
+
+    /// The energy the deadline cannot get even at full power from now, kWh (0 when it can).
+    pub fn shortfall_kwh(&self, config: &SmartConfig, now: DateTime<Utc>) -> f64 {
+        let Some(deadline) = self.plan.as_ref().and_then(|p| p.deadline) else {
+            return 0.0;
+        };
+        let hours = (deadline - now).num_seconds().max(0) as f64 / 3600.0;
+        (self.remaining_kwh() - hours * config.max_power_kw).max(0.0)
+    }
+
+    /// When the verdict may change by time alone.
+    pub fn next_change(&self) -> Option<DateTime<Utc>> {
+        if self.grid_on {
+            return None;
+        }
+        [self.grid_from, self.next_review]
+            .into_iter()
+            .flatten()
+            .reduce(DateTime::min)
+    }
+
+    /// Smart mode's verdict at `now`.
+    pub fn verdict(&mut self, config: &SmartConfig, now: DateTime<Utc>) -> Verdict {
+        let remaining = self.remaining_kwh();
+        if self.plan.is_none() {
+            return Verdict::Surplus("smart: no plan, PV only".into());
+        }
+        if remaining <= 0.0 {
+            self.grid_on = false;
+            return Verdict::Surplus("smart: plan met, PV only".into());
+        }
+        let Some(deadline) = self.deadline(now) else {
+            self.grid_on = false;
+            return Verdict::Surplus("smart: the deadline has passed, PV only".into());
+        };
+        if !self.grid_on && self.next_review.is_some_and(|review| now >= review) {
+            self.schedule(config, now);
+        }
+        let hours_left = (deadline - now).num_minutes() as f64 / 60.0;
+        if self.grid_on || self.grid_from.is_some_and(|from| now >= from) {
+            self.grid_on = true;
+            let short = self.shortfall_kwh(config, now);
+            let tail = if short > 0.0 {
+                format!("; {short:.1} kWh will be missing at the deadline")
+            } else {
+                String::new()
+            };
+            return Verdict::Grid(format!(
+                "smart: {remaining:.1} kWh needed in {hours_left:.1} h → grid allowed{tail}"
+            ));
+        }
+        let from = self.grid_from.unwrap_or(deadline);
+        Verdict::Surplus(format!(
+            "smart: {remaining:.1} kWh needed in {hours_left:.1} h, PV only for {:.1} h more",
+            (from - now).num_minutes() as f64 / 60.0
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, hour, minute, 0).unwrap()
+    }
+
+    fn plan(kwh: f64, deadline: DateTime<Utc>) -> Plan {
+        Plan {
+            energy_needed_kwh: kwh,
+            deadline: Some(deadline),
+            ev_soc: None,
+        }
+    }
+
+    /// A clear day: `peak_kw` PV at noon, a sine from 6:00 to 20:00, as hourly kWh.
+    fn sunny(peak_kw: f64) -> PvForecast {
+        let today = (0..24)
+            .map(|hour| {
+                let mid = hour as f64 + 0.5;
+                let kwh = if (6.0..20.0).contains(&mid) {
+                    peak_kw * (std::f64::consts::PI * (mid - 6.0) / 14.0).sin()
+                } else {
+                    0.0
+                };
+                ForecastHour {
+                    start: at(hour, 0),
+                    kwh,
+                }
+            })
+            .collect();
+        PvForecast {
+            today,
+            tomorrow: Vec::new(),
+            stale: false,
+        }
+    }
+
+    fn is_grid(verdict: &Verdict) -> bool {
+        matches!(verdict, Verdict::Grid(_))
+    }
+
+    #[test]
+    fn without_a_forecast_the_grid_starts_as_late_as_the_deadline_allows() {
+        let config = SmartConfig::default();
+        let mut smart = Smart::default();
+        // 20 kWh at 11.04 kW: 1.81 h × 1.15 + 20 min = 2.42 h before 18:00 → 15:35.
+        smart.update_plan(plan(20.0, at(18, 0)), &config, at(8, 0));
+        // (time, grid expected)
+        let table = [
+            (at(8, 0), false),
+            (at(15, 30), false),
+            (at(15, 35), true),
+            (at(16, 0), true),
+        ];
+        for (now, grid) in table {
+            let verdict = smart.verdict(&config, now);
+            assert_eq!(is_grid(&verdict), grid, "at {now}: {verdict:?}");
+        }
+    }
+
+    /// Minute by minute from 8:00 to the deadline: the car takes the sun's surplus
+    /// when it carries the minimum, 11 kW while the grid is allowed. Grid kWh, and what
+    /// was still missing at the deadline.
+    fn day(
+        smart: &mut Smart,
+        config: &SmartConfig,
+        sun: &PvForecast,
+        deadline: DateTime<Utc>,
+    ) -> (f64, f64) {
+        let mut grid_kwh = 0.0;
+        let mut now = at(8, 0);
+        while now < deadline {
+            let hour = sun
+                .today
+                .iter()
+                .find(|h| h.start <= now && now < h.start + Duration::hours(1));
+            let surplus_kw = hour.map_or(0.0, |h| h.kwh - config.house_load_kw);
+            let from_sun = if surplus_kw >= config.min_power_kw {
+                surplus_kw
+            } else {
+                0.0
+            };
+            let car_kw = if is_grid(&smart.verdict(config, now)) {
+                grid_kwh += (config.max_power_kw - from_sun).max(0.0) / 60.0;
+                config.max_power_kw
+            } else {
+                from_sun.min(config.max_power_kw)
+            };
+            smart.count(Some(car_kw * 1000.0), now);
+            now += Duration::minutes(1);
+        }
+        smart.count(None, now);
+        (grid_kwh, smart.remaining_kwh())
+    }
+
+    #[test]
+    fn the_sun_expected_before_the_deadline_saves_grid_energy() {
+        let config = SmartConfig::default();
+        let sun = sunny(6.0);
+        let mut blind = Smart::default();
+        blind.update_plan(plan(25.0, at(14, 0)), &config, at(8, 0));
+        let (blind_grid, blind_missing) = day(&mut blind, &config, &sun, at(14, 0));
+        let mut sighted = Smart::default();
+        sighted.update_forecast(sun.clone(), &config, at(8, 0));
+        sighted.update_plan(plan(25.0, at(14, 0)), &config, at(8, 0));
+        let (sighted_grid, sighted_missing) = day(&mut sighted, &config, &sun, at(14, 0));
+        println!("grid kWh: without the forecast {blind_grid:.1}, with it {sighted_grid:.1}");
+        assert_eq!(
+            (blind_missing, sighted_missing),
+            (0.0, 0.0),
+            "both meet the plan"
+        );
+        assert!(
+            sighted_grid < blind_grid,
+            "the forecast must save grid energy: {sighted_grid:.1} vs {blind_grid:.1} kWh"
+        );
+    }
+
+    #[test]
+    fn the_grid_charge_does_not_flip_flop_and_ends_when_the_plan_is_met() {
+        let config = SmartConfig::default();
+        let mut smart = Smart::default();
+        smart.update_plan(plan(10.0, at(18, 0)), &config, at(8, 0));
+        let mut changes = 0;
+        let mut grid = false;
+        let mut now = at(15, 0);
+        let mut met_at = None;
+        // Minute by minute; the car draws 11 kW while the grid is allowed.
+        while now < at(18, 0) {
+            let on = is_grid(&smart.verdict(&config, now));
+            if on != grid {
+                changes += 1;
+                grid = on;
+            }
+            smart.count(Some(if on { 11040.0 } else { 0.0 }), now);
+            if smart.remaining_kwh() == 0.0 && met_at.is_none() {
+                met_at = Some(now);
+            }
+            now += Duration::minutes(1);
+        }
+        assert_eq!(changes, 2, "one start, one stop");
+        assert!(!grid, "stopped once the plan was met");
+        assert!(
+            met_at.is_some_and(|t| t < at(18, 0)),
+            "met before the deadline: {met_at:?}"
+        );
+    }
+
+    #[test]
+    fn an_impossible_deadline_is_said_early_with_the_shortfall() {
+        let config = SmartConfig::default();
+        let mut smart = Smart::default();
+        smart.update_plan(plan(30.0, at(10, 0)), &config, at(8, 0));
+        // 2 h × 11.04 kW = 22.08 kWh: 7.9 kWh short.
+        assert!((smart.shortfall_kwh(&config, at(8, 0)) - 7.92).abs() < 0.01);
+        let verdict = smart.verdict(&config, at(8, 0));
+        match verdict {
+            Verdict::Grid(why) => assert!(why.contains("7.9 kWh will be missing"), "{why}"),
+            other => panic!("must charge at once: {other:?}"),
+        }
+        let mut easy = Smart::default();
+        easy.update_plan(plan(5.0, at(10, 0)), &config, at(8, 0));
+        assert_eq!(easy.shortfall_kwh(&config, at(8, 0)), 0.0);
+    }
+
+    #[test]
+    fn a_new_deadline_restarts_the_count_and_a_known_soc_plan_is_taken_as_is() {
+        let config = SmartConfig::default();
+        let mut smart = Smart::default();
+        smart.update_plan(plan(10.0, at(18, 0)), &config, at(8, 0));
+        smart.count(Some(10000.0), at(8, 0));
+        smart.count(Some(10000.0), at(8, 30));
+        assert!((smart.remaining_kwh() - 5.0).abs() < 1e-9);
+        smart.update_plan(plan(10.0, at(18, 0)), &config, at(8, 30));
+        assert!(
+            (smart.remaining_kwh() - 5.0).abs() < 1e-9,
+            "same deadline: progress kept"
+        );
+        smart.update_plan(plan(10.0, at(19, 0)), &config, at(8, 30));
+        assert_eq!(smart.remaining_kwh(), 10.0);
+        smart.count(Some(10000.0), at(9, 0));
+        smart.update_plan(
+            Plan {
+                ev_soc: Some(60.0),
+                ..plan(4.0, at(19, 0))
+            },
+            &config,
+            at(9, 0),
+        );
+        assert_eq!(
+            smart.remaining_kwh(),
+            4.0,
+            "the plan counted the car's SoC itself"
+        );
+    }
+}
