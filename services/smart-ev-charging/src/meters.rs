@@ -208,8 +208,11 @@ mod tests {
         }
     }
 
-    /// A cache fed (time, meter, value) in order, assessed at `now_s`.
-    fn assess(events: &[(f64, Meter, Option<f64>)], now_s: f64) -> Assessed {
+    /// (time, meter, value)
+    type Event = (f64, Meter, Option<f64>);
+
+    /// A cache fed `events` in order, assessed at `now_s`.
+    fn assess(events: &[Event], now_s: f64) -> Assessed {
         let mut cache = MeterCache::new(trust());
         for &(at, meter, value) in events {
             cache.record(meter, value, at);
@@ -240,7 +243,7 @@ mod tests {
     fn a_grid_meter_that_does_not_follow_the_car_is_frozen_until_it_moves() {
         use Meter::{Ev, Grid};
         // (events, assessed at, grid believed)
-        let table: [(&[(f64, Meter, Option<f64>)], f64, bool); 7] = [
+        let table: [(&[Event], f64, bool); 7] = [
             // The car steps by 4 kW at 10 s; the grid never moves.
             (
                 &[
