@@ -24,16 +24,41 @@ async fn current(ha: &HomeAssistant) -> f64 {
     ha.read_float("input_number.ev_charge_current", -1.0).await
 }
 
-async fn wait_current(ha: &HomeAssistant, expected: f64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Waits until the wallbox current in HA is `expected`; how long it took.
+async fn wait_current_within(
+    ha: &HomeAssistant,
+    expected: f64,
+    limit: Duration,
+    what: &str,
+) -> Duration {
+    let start = Instant::now();
     while current(ha).await != expected {
         assert!(
-            Instant::now() < deadline,
-            "{what}: wallbox current is {}, expected {expected}",
+            start.elapsed() < limit,
+            "{what}: wallbox current is {}, expected {expected} within {limit:?}",
             current(ha).await
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    start.elapsed()
+}
+
+async fn wait_current(ha: &HomeAssistant, expected: f64, what: &str) {
+    wait_current_within(ha, expected, Duration::from_secs(20), what).await;
+}
+
+/// The goal: any input → wallbox command within 1 s (measured from the
+/// moment HA accepted the change to the moment HA shows the new current).
+const REACTION: Duration = Duration::from_secs(1);
+
+async fn switch(ha: &HomeAssistant, entity: &str, on: bool) {
+    ha.call_service(
+        "input_boolean",
+        if on { "turn_on" } else { "turn_off" },
+        &json!({"entity_id": entity}),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +88,10 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
             .env("SMART_EV_ENABLE_DELAY_SECONDS", "0")
             .env("SMART_EV_DISABLE_DELAY_SECONDS", "0")
             .env("SMART_EV_MIN_COMMAND_INTERVAL_SECONDS", "0")
-            .env("SMART_EV_CYCLE_SECONDS", "1")
+            // The backstop is slow: what happens within a second is event-driven.
+            .env("SMART_EV_CYCLE_SECONDS", "60")
+            .env("SMART_EV_RETRY_SECONDS", "1")
+            .env("SMART_EV_METER_FOLLOW_SECONDS", "2")
             .env(
                 "SMART_EV_PHASE_SWITCH_ENTITY",
                 "input_number.wallbox_phases",
@@ -86,36 +114,57 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         8.0,
         "the car's own draw counts as surplus"
     );
-    // Heavy clouds: importing 6 kW while the car draws 5.5 kW leaves no solar share → stop.
-    // (Importing only 3 kW would leave 2.4 kW for the car: enough for one phase.)
-    set(&ha, "input_number.grid_power", -6000.0).await;
-    wait_current(&ha, 0.0, "no surplus should stop charging").await;
 
-    // Safe mode on: sun comes back, nothing is written.
-    ha.call_service(
-        "input_boolean",
-        "turn_on",
-        &json!({"entity_id": "input_boolean.homelab_safe_mode"}),
-    )
-    .await
-    .unwrap();
-    set(&ha, "input_number.wallbox_power", 0.0).await;
-    set(&ha, "input_number.grid_power", 9000.0).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(current(&ha).await, 0.0, "safe mode must block every write");
-    ha.call_service(
-        "input_boolean",
-        "turn_off",
-        &json!({"entity_id": "input_boolean.homelab_safe_mode"}),
-    )
-    .await
-    .unwrap();
-    wait_current(
+    // The grid meter freezes: the car's power steps up by 4 kW (someone's other
+    // charger app, a ramp) and the grid reading does not move. The current must not
+    // climb on the stale export; after the 2 s follow window the grid reading is not
+    // believed and pv takes its safe action (the disable delay is 0 here: stop).
+    set(&ha, "input_number.wallbox_power", 9660.0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        current(&ha).await,
+        8.0,
+        "no raise on a grid value older than the car's change"
+    );
+    wait_current_within(
         &ha,
-        12.0,
-        "after safe mode the surplus (8900 W → 12 A) is used",
+        0.0,
+        Duration::from_secs(4),
+        "a frozen grid meter is a safe stop",
     )
     .await;
+    // It moves again: believed again, charging resumes by itself.
+    set(&ha, "input_number.wallbox_power", 0.0).await;
+    set(&ha, "input_number.grid_power", 6000.0).await;
+    wait_current_within(&ha, 8.0, REACTION * 3, "recovery when the meter is back").await;
+
+    // Heavy clouds: importing 6 kW while the car draws 5.5 kW leaves no solar share → stop.
+    // (Importing only 3 kW would leave 2.4 kW for the car: enough for one phase.)
+    set(&ha, "input_number.wallbox_power", 5520.0).await;
+    set(&ha, "input_number.grid_power", -6000.0).await;
+    let took = wait_current_within(&ha, 0.0, REACTION, "no surplus should stop charging").await;
+    println!("stop after a meter change: {took:?}");
+
+    // Safe mode on: sun comes back, nothing is written.
+    let safe_mode = "input_boolean.homelab_safe_mode";
+    switch(&ha, safe_mode, true).await;
+    set(&ha, "input_number.wallbox_power", 0.0).await;
+    set(&ha, "input_number.grid_power", 9000.0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(current(&ha).await, 0.0, "safe mode must block every write");
+    switch(&ha, safe_mode, false).await;
+    let took = wait_current_within(
+        &ha,
+        12.0,
+        REACTION,
+        "after safe mode the surplus (8900 W → 12 A) is applied at once",
+    )
+    .await;
+    println!("safe mode off → wallbox: {took:?}");
+
+    // Someone turns the wallbox to 16 A by hand: the decision is applied again.
+    set(&ha, "input_number.ev_charge_current", 16.0).await;
+    wait_current_within(&ha, 12.0, REACTION * 2, "a hand-made change is reconciled").await;
 
     // Winter sun: 2.5 kW cannot carry 6 A on three phases; one phase at 10 A can.
     set(&ha, "input_number.grid_power", 2500.0).await;
@@ -145,7 +194,8 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     )
     .await
     .unwrap();
-    wait_current(&ha, 16.0, "fast charges at the maximum").await;
+    let took = wait_current_within(&ha, 16.0, REACTION, "fast charges at the maximum").await;
+    println!("mode fast → wallbox: {took:?}");
     ha.call_service(
         "select",
         "select_option",
@@ -153,7 +203,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     )
     .await
     .unwrap();
-    wait_current(&ha, 0.0, "off stops").await;
+    wait_current_within(&ha, 0.0, REACTION, "off stops").await;
 
     // Smart, in the dark: ev-forecast's plan (retained, as ev-forecast publishes it)
     // decides. A far deadline waits for the sun; a near one charges from the grid.
