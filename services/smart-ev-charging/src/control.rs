@@ -267,6 +267,48 @@ impl Controller {
             self.surplus_enough_since = None;
             self.surplus_short_since = None;
         }
+        self.finish((target, reason), phases_before, config, now_s)
+    }
+
+    /// Smart's grid charge: at least `floor_w` (the average power that still meets
+    /// the plan), more when the surplus gives more, on every phase. The grid only
+    /// covers what the sun does not.
+    pub fn decide_at_least(
+        &mut self,
+        floor_w: f64,
+        meters: &Meters,
+        config: &Config,
+        now_s: f64,
+    ) -> Decision {
+        self.recheck = None;
+        let phases_before = self.phases(config);
+        self.set_phases(config.phases, config, now_s);
+        self.on_surplus = false;
+        self.surplus_enough_since = None;
+        self.surplus_short_since = None;
+        let step = config.current_step_a;
+        let floor_a = ((floor_w / self.watts_per_amp(config) / step).ceil() * step)
+            .clamp(config.min_current_a, config.max_current_a);
+        let mut reason = String::new();
+        let from_sun = surplus_w(meters, config, self.current_a.is_some()).map(|surplus| {
+            let amps = self.amps(config, surplus.max(0.0));
+            self.no_raise_on_old_readings(amps, meters, &mut reason)
+        });
+        let amps = from_sun.unwrap_or(0.0).max(floor_a);
+        let target = (
+            Some(amps),
+            format!("at least {floor_w:.0} W ({floor_a} A), the sun gives {from_sun:?} A → {amps} A{reason}"),
+        );
+        self.finish(target, phases_before, config, now_s)
+    }
+
+    fn finish(
+        &mut self,
+        (target, reason): Target,
+        phases_before: f64,
+        config: &Config,
+        now_s: f64,
+    ) -> Decision {
         // A new phase count always takes its current with it: 16 A held over from one
         // phase would be 11 kW on three.
         let switched = self.phases(config) != phases_before;
@@ -473,7 +515,8 @@ impl Controller {
         self.set_phases(wanted, config, now_s);
     }
 
-    /// At most one change per command interval; stops and phase switches are never held.
+    /// At most one raise per command interval; starts, stops, lowering and phase switches
+    /// are never held.
     fn rate_limited(
         &mut self,
         target: Option<f64>,
@@ -487,9 +530,11 @@ impl Controller {
         }
         let stopping = target.is_none();
         let starting = self.current_a.is_none();
+        // Less current is never held back: it is what keeps a cloud edge off the grid.
+        let lowering = matches!((target, self.current_a), (Some(to), Some(from)) if to < from);
         if let Some(last) = self.last_command_s {
             let next = last + config.min_command_interval_s;
-            if now_s < next && !stopping && !starting && !switched_phases {
+            if now_s < next && !stopping && !starting && !lowering && !switched_phases {
                 self.wake_at(next);
                 return (
                     self.current_a,
@@ -739,21 +784,22 @@ mod tests {
     }
 
     #[test]
-    fn current_changes_are_rate_limited_but_stops_are_not() {
+    fn raises_are_rate_limited_but_lowering_and_stops_are_not() {
         let config = Config {
             min_command_interval_s: 30.0,
+            enable_delay_s: 0.0,
             ..Config::default()
         };
         let mut controller = Controller::default();
-        let quiet = meters_at(0.0, 0.0, 0.0);
+        let at = |export: f64, ev: f64, t: f64| meters_at(export, ev, t);
         assert_eq!(
             controller
-                .decide(Mode::Fast, &quiet, &config, 0.0)
+                .decide(Mode::Pv, &at(6000.0, 0.0, 0.0), &config, 0.0)
                 .current_a,
-            Some(16.0)
+            Some(8.0)
         );
-        let held = controller.decide(Mode::MinPv, &quiet, &config, 10.0);
-        assert_eq!(held.current_a, Some(16.0), "{}", held.reason);
+        let held = controller.decide(Mode::Pv, &at(4000.0, 5520.0, 10.0), &config, 10.0);
+        assert_eq!(held.current_a, Some(8.0), "{}", held.reason);
         assert_eq!(
             held.recheck_at_s,
             Some(30.0),
@@ -761,11 +807,19 @@ mod tests {
         );
         assert_eq!(
             controller
-                .decide(Mode::MinPv, &quiet, &config, 30.0)
+                .decide(Mode::Pv, &at(4000.0, 5520.0, 30.0), &config, 30.0)
                 .current_a,
-            Some(6.0)
+            Some(13.0),
+            "(4000 + 5520 − 100) / 690 = 13.7"
         );
-        let stop = controller.decide(Mode::Off, &quiet, &config, 31.0);
+        let lower = controller.decide(Mode::Pv, &at(-2000.0, 8970.0, 31.0), &config, 31.0);
+        assert_eq!(
+            lower.current_a,
+            Some(9.0),
+            "a cloud edge lowers at once: {}",
+            lower.reason
+        );
+        let stop = controller.decide(Mode::Off, &at(0.0, 0.0, 32.0), &config, 32.0);
         assert_eq!(stop.current_a, None);
     }
 

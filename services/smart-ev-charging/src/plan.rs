@@ -72,8 +72,9 @@ impl Default for SmartConfig {
 /// What smart mode does now.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
-    /// The grid must help: charge at the maximum until the plan is met.
-    Grid(String),
+    /// The grid must help: charge with at least `power_w` (more when the sun gives
+    /// more) until the plan is met.
+    Grid { power_w: f64, reason: String },
     /// Surplus only (the plan is met, there is none, or the sun still has time).
     Surplus(String),
 }
@@ -253,9 +254,20 @@ impl Smart {
             } else {
                 String::new()
             };
-            return Verdict::Grid(format!(
-                "smart: {remaining:.1} kWh needed in {hours_left:.1} h → grid allowed{tail}"
-            ));
+            // The average power that still finishes a buffer before the deadline.
+            let usable_h = (deadline - now - config.buffer).num_seconds() as f64 / 3600.0;
+            let power_w = if usable_h > 0.0 {
+                (remaining * config.margin / usable_h * 1000.0).min(config.max_power_kw * 1000.0)
+            } else {
+                config.max_power_kw * 1000.0
+            };
+            return Verdict::Grid {
+                power_w,
+                reason: format!(
+                    "smart: {remaining:.1} kWh needed in {hours_left:.1} h → grid allowed, at least {:.1} kW{tail}",
+                    power_w / 1000.0
+                ),
+            };
         }
         let from = self.grid_from.unwrap_or(deadline);
         Verdict::Surplus(format!(
@@ -306,7 +318,7 @@ mod tests {
     }
 
     fn is_grid(verdict: &Verdict) -> bool {
-        matches!(verdict, Verdict::Grid(_))
+        matches!(verdict, Verdict::Grid { .. })
     }
 
     #[test]
@@ -425,7 +437,10 @@ mod tests {
         assert!((smart.shortfall_kwh(&config, at(8, 0)) - 7.92).abs() < 0.01);
         let verdict = smart.verdict(&config, at(8, 0));
         match verdict {
-            Verdict::Grid(why) => assert!(why.contains("7.9 kWh will be missing"), "{why}"),
+            Verdict::Grid { reason, power_w } => {
+                assert!(reason.contains("7.9 kWh will be missing"), "{reason}");
+                assert_eq!(power_w, 11040.0, "all it can");
+            }
             other => panic!("must charge at once: {other:?}"),
         }
         let mut easy = Smart::default();

@@ -351,19 +351,33 @@ impl SmartEvCharging {
             .meters
             .assess(self.settings.battery_configured(), now_s);
         core.smart.count(assessed.meters.ev_power_w, now);
-        let (rule, smart_reason) = match mode {
-            Mode::Smart => match core.smart.verdict(&self.smart_config, now) {
-                Verdict::Grid(why) => (Mode::Fast, Some(why)),
-                Verdict::Surplus(why) => (Mode::Pv, Some(why)),
-            },
-            other => (other, None),
+        let verdict = (mode == Mode::Smart).then(|| core.smart.verdict(&self.smart_config, now));
+        let mut decision = match &verdict {
+            Some(Verdict::Grid { power_w, reason }) => {
+                let decision = core.controller.decide_at_least(
+                    *power_w,
+                    &assessed.meters,
+                    &self.config,
+                    now_s,
+                );
+                Decision {
+                    reason: format!("{reason}; {}", decision.reason),
+                    ..decision
+                }
+            }
+            Some(Verdict::Surplus(why)) => {
+                let decision =
+                    core.controller
+                        .decide(Mode::Pv, &assessed.meters, &self.config, now_s);
+                Decision {
+                    reason: format!("{why}; {}", decision.reason),
+                    ..decision
+                }
+            }
+            None => core
+                .controller
+                .decide(mode, &assessed.meters, &self.config, now_s),
         };
-        let mut decision = core
-            .controller
-            .decide(rule, &assessed.meters, &self.config, now_s);
-        if let Some(why) = smart_reason {
-            decision.reason = format!("{why}; {}", decision.reason);
-        }
         if !assessed.problems.is_empty() {
             decision.reason = format!("{} [{}]", decision.reason, assessed.problems.join("; "));
         }

@@ -136,3 +136,242 @@ pub fn simulate(
     }
     figures
 }
+
+/// Something that sets the wallbox from the meters: ours, or the evcc reference.
+pub trait Charger {
+    /// Called at every meter step (`now_s`); returns (amps or not charging, phases).
+    fn step(&mut self, meters: &Meters, now_s: f64) -> (Option<f64>, f64);
+}
+
+/// Ours, deciding on every meter change (event-driven).
+pub struct Ours {
+    pub controller: Controller,
+    pub mode: Mode,
+    pub config: Config,
+}
+
+impl Charger for Ours {
+    fn step(&mut self, meters: &Meters, now_s: f64) -> (Option<f64>, f64) {
+        let decision = self
+            .controller
+            .decide(self.mode, meters, &self.config, now_s);
+        (decision.current_a, decision.phases)
+    }
+}
+
+/// A reference implementation of evcc's documented pv rules, written from its docs
+/// (not its code): every 30 s the current moves by the grid power over volts × phases,
+/// within 6–16 A; charging starts after the surplus carried the minimum for 1 min and
+/// stops after it was short for 3 min (meanwhile the minimum). Three phases, no
+/// residual power, the home battery's charging counted as surplus (evcc's default).
+pub struct EvccReference {
+    pub interval_s: f64,
+    pub enable_s: f64,
+    pub disable_s: f64,
+    current: Option<f64>,
+    next_cycle_s: f64,
+    enable_since: Option<f64>,
+    disable_since: Option<f64>,
+}
+
+impl Default for EvccReference {
+    fn default() -> Self {
+        Self {
+            interval_s: 30.0,
+            enable_s: 60.0,
+            disable_s: 180.0,
+            current: None,
+            next_cycle_s: 0.0,
+            enable_since: None,
+            disable_since: None,
+        }
+    }
+}
+
+impl Charger for EvccReference {
+    fn step(&mut self, meters: &Meters, now_s: f64) -> (Option<f64>, f64) {
+        const VOLTS_3P: f64 = 3.0 * 230.0;
+        if now_s < self.next_cycle_s {
+            return (self.current, 3.0);
+        }
+        self.next_cycle_s = now_s + self.interval_s;
+        let export = meters.grid_export_w.unwrap_or(0.0) + meters.battery_charge_w.unwrap_or(0.0);
+        let charging_a = meters.ev_power_w.unwrap_or(0.0) / VOLTS_3P;
+        let target = charging_a + export / VOLTS_3P;
+        match self.current {
+            None => {
+                self.disable_since = None;
+                if target >= 6.0 {
+                    let since = *self.enable_since.get_or_insert(now_s);
+                    if now_s - since >= self.enable_s {
+                        self.enable_since = None;
+                        self.current = Some(target.floor().clamp(6.0, 16.0));
+                    }
+                } else {
+                    self.enable_since = None;
+                }
+            }
+            Some(_) => {
+                self.enable_since = None;
+                if target < 6.0 {
+                    let since = *self.disable_since.get_or_insert(now_s);
+                    self.current = if now_s - since >= self.disable_s {
+                        self.disable_since = None;
+                        None
+                    } else {
+                        Some(6.0)
+                    };
+                } else {
+                    self.disable_since = None;
+                    self.current = Some(target.floor().clamp(6.0, 16.0));
+                }
+            }
+        }
+        (self.current, 3.0)
+    }
+}
+
+/// What a replayed day did to the car and the grid.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    pub car_kwh: f64,
+    /// Of that, covered by PV beyond the house load.
+    pub car_pv_kwh: f64,
+    /// Grid import while the car charged, up to the car's power.
+    pub import_kwh: f64,
+    pub on_off: u32,
+    pub phase_switches: u32,
+}
+
+impl Replay {
+    pub fn pv_share(&self) -> f64 {
+        if self.car_kwh > 0.0 {
+            self.car_pv_kwh / self.car_kwh
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Replays `profile` (per minute) in `step_s` steps; the car draws what it is told
+/// at once. `battery_kwh` 0 = no home battery.
+pub fn replay(
+    profile: &[(f64, f64)],
+    charger: &mut dyn Charger,
+    step_s: f64,
+    battery_kwh: f64,
+    battery_soc: f64,
+) -> Replay {
+    let capacity_wh = battery_kwh * 1000.0;
+    let mut stored_wh = capacity_wh * battery_soc / 100.0;
+    let hours = step_s / 3600.0;
+    let mut figures = Replay::default();
+    let mut meters = Meters::default();
+    let (mut charging, mut phases_then) = (false, 3.0);
+    let steps = (profile.len() as f64 * 60.0 / step_s) as usize;
+    for i in 0..steps {
+        let now_s = i as f64 * step_s;
+        let (pv, load) = profile[(now_s / 60.0) as usize];
+        let (amps, phases) = charger.step(&meters, now_s);
+        let ev_w = amps.map_or(0.0, |a| a * phases * 230.0);
+        if charging != (ev_w > 0.0) {
+            figures.on_off += 1;
+            charging = ev_w > 0.0;
+        }
+        if charging && phases != phases_then {
+            figures.phase_switches += 1;
+        }
+        if charging {
+            phases_then = phases;
+        }
+        let net = pv - load - ev_w;
+        let battery_w = if capacity_wh <= 0.0 {
+            0.0
+        } else if net > 0.0 {
+            net.min(5000.0).min((capacity_wh - stored_wh) / hours)
+        } else {
+            -((-net).min(5000.0).min(stored_wh / hours))
+        };
+        stored_wh += battery_w * hours;
+        let export = net - battery_w;
+        figures.car_kwh += ev_w * hours / 1000.0;
+        figures.car_pv_kwh += ev_w.min((pv - load).max(0.0)) * hours / 1000.0;
+        if export < 0.0 {
+            figures.import_kwh += ev_w.min(-export) * hours / 1000.0;
+        }
+        meters = Meters {
+            grid_export_w: Some(export),
+            battery_charge_w: Some(battery_w),
+            battery_soc: (capacity_wh > 0.0).then(|| 100.0 * stored_wh / capacity_wh),
+            ev_power_w: Some(ev_w),
+            grid_reported_s: Some(now_s),
+            ev_changed_s: Some(now_s),
+        };
+    }
+    figures
+}
+
+/// Smart mode on a replayed day: the plan module decides grid or surplus, the
+/// controller the current. The day starts at `midnight`.
+pub struct SmartCharger {
+    pub smart: crate::plan::Smart,
+    pub smart_config: crate::plan::SmartConfig,
+    pub controller: Controller,
+    pub config: Config,
+    pub midnight: chrono::DateTime<chrono::Utc>,
+}
+
+impl Charger for SmartCharger {
+    fn step(&mut self, meters: &Meters, now_s: f64) -> (Option<f64>, f64) {
+        let now = self.midnight + chrono::Duration::milliseconds((now_s * 1000.0) as i64);
+        self.smart.count(meters.ev_power_w, now);
+        let decision = match self.smart.verdict(&self.smart_config, now) {
+            crate::plan::Verdict::Grid { power_w, .. } => {
+                self.controller
+                    .decide_at_least(power_w, meters, &self.config, now_s)
+            }
+            crate::plan::Verdict::Surplus(_) => {
+                self.controller
+                    .decide(Mode::Pv, meters, &self.config, now_s)
+            }
+        };
+        (decision.current_a, decision.phases)
+    }
+}
+
+/// The least grid energy any controller could need for `energy_kwh` by `deadline_s`:
+/// every bit of PV beyond the house load the car can take (up to `max_w`) goes into
+/// it, the grid gives the rest.
+pub fn perfect_grid_kwh(
+    profile: &[(f64, f64)],
+    energy_kwh: f64,
+    deadline_s: f64,
+    max_w: f64,
+) -> f64 {
+    let sun_kwh: f64 = profile
+        .iter()
+        .take((deadline_s / 60.0) as usize)
+        .map(|&(pv, load)| (pv - load).clamp(0.0, max_w) / 60.0 / 1000.0)
+        .sum();
+    (energy_kwh - sun_kwh).max(0.0)
+}
+
+/// pv-forecast's hourly kWh for a profile (a perfect forecast), from `midnight`.
+pub fn hourly_forecast(
+    profile: &[(f64, f64)],
+    midnight: chrono::DateTime<chrono::Utc>,
+) -> crate::plan::PvForecast {
+    let today = profile
+        .chunks(60)
+        .enumerate()
+        .map(|(hour, minutes)| crate::plan::ForecastHour {
+            start: midnight + chrono::Duration::hours(hour as i64),
+            kwh: minutes.iter().map(|(pv, _)| pv / 60.0 / 1000.0).sum(),
+        })
+        .collect();
+    crate::plan::PvForecast {
+        today,
+        tomorrow: Vec::new(),
+        stale: false,
+    }
+}
