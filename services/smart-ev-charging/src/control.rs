@@ -149,9 +149,6 @@ pub struct Meters {
     pub ev_changed_s: Option<f64>,
 }
 
-/// Two meters reporting the same moment may be this far apart.
-const METER_SKEW_S: f64 = 1.0;
-
 /// Power the car may use: export + what it draws now + the battery's share − reserve.
 /// `None` when a meter it needs is unavailable. `charging`: a charge is running (the
 /// battery buffer only carries a running charge).
@@ -328,10 +325,10 @@ impl Controller {
         let Some(grid_s) = meters.grid_reported_s else {
             return false;
         };
+        // Strictly after the car's change: a grid reading from the same moment may not
+        // show it yet; the next one will (a raise waits one meter period at most).
         self.last_command_s.is_none_or(|command| grid_s >= command)
-            && meters
-                .ev_changed_s
-                .is_none_or(|ev| grid_s + METER_SKEW_S >= ev)
+            && meters.ev_changed_s.is_none_or(|ev| grid_s >= ev)
     }
 
     /// Caps `amps` at the running current when the readings cannot justify more.

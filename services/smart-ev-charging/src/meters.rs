@@ -42,10 +42,6 @@ impl Default for Trust {
     }
 }
 
-/// Meters report independently: a grid change this long before the car's step
-/// may still be the same moment seen by two devices.
-const SKEW_S: f64 = 1.0;
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Sample {
     value: f64,
@@ -112,10 +108,7 @@ impl MeterCache {
         match meter {
             Meter::Ev => {
                 let stepped = previous.is_some_and(|p| (p.value - value).abs() > self.trust.step_w);
-                let grid_moved_with_it = self
-                    .grid
-                    .is_some_and(|g| g.changed_s >= reported_s - SKEW_S);
-                if stepped && !grid_moved_with_it && self.unanswered_step_s.is_none() {
+                if stepped && self.unanswered_step_s.is_none() {
                     self.unanswered_step_s = Some(reported_s);
                 }
             }
@@ -123,7 +116,7 @@ impl MeterCache {
                 if changed
                     && self
                         .unanswered_step_s
-                        .is_some_and(|step| reported_s >= step - SKEW_S) =>
+                        .is_some_and(|step| reported_s >= step) =>
             {
                 self.unanswered_step_s = None;
             }
@@ -285,13 +278,13 @@ mod tests {
                 26.0,
                 true,
             ),
-            // It moved with the car (reported half a second earlier): never frozen.
+            // It moved with the car (reported half a second later): never frozen.
             (
                 &[
                     (0.0, Grid, Some(6000.0)),
                     (0.0, Ev, Some(0.0)),
-                    (9.5, Grid, Some(2000.0)),
                     (10.0, Ev, Some(4000.0)),
+                    (10.5, Grid, Some(2000.0)),
                 ],
                 60.0,
                 true,

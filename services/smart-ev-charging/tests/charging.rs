@@ -3,7 +3,7 @@
 //! wallbox current) and the real mosquitto.
 
 use homelab::ha::HomeAssistant;
-use homelab::testkit::{Broker, HomeAssistantCore, Probe, ServiceProcess};
+use homelab::testkit::{free_port, Broker, HomeAssistantCore, Probe, ServiceProcess};
 use homelab::QoS;
 use homelab::Secret;
 use serde_json::json;
@@ -47,6 +47,25 @@ async fn wait_current(ha: &HomeAssistant, expected: f64, what: &str) {
     wait_current_within(ha, expected, Duration::from_secs(20), what).await;
 }
 
+/// `homelab_ha_requests_total` from the service's own `/metrics`.
+async fn ha_requests(http_port: u16) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", http_port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find(|line| line.starts_with("homelab_ha_requests_total"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no homelab_ha_requests_total in {body}"))
+}
+
 /// The goal: any input → wallbox command within 1 s (measured from the
 /// moment HA accepted the change to the moment HA shows the new current).
 const REACTION: Duration = Duration::from_secs(1);
@@ -70,6 +89,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     set(&ha, "input_number.ev_charge_current", 0.0).await;
 
     let data = tempfile::tempdir().unwrap();
+    let http_port = free_port();
     let child = ServiceProcess::spawn(
         Command::new(env!("CARGO_BIN_EXE_smart-ev-charging"))
             .current_dir(data.path())
@@ -77,6 +97,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
             .env("MQTT_HOST", "127.0.0.1")
             .env("MQTT_PORT", broker.port().to_string())
             .env("DATA_DIR", data.path())
+            .env("HTTP_PORT", http_port.to_string())
             .env("HA_URL", core.url())
             .env("HA_TOKEN", core.token())
             .env("SMART_EV_GRID_POWER_ENTITY", "input_number.grid_power")
@@ -114,6 +135,42 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         8.0,
         "the car's own draw counts as surplus"
     );
+
+    // A meter that reports every second, with the decision unchanged: no REST round
+    // trip per event, and each entity state published once per new value.
+    let mut states =
+        Probe::connect(broker.port(), &["homelab/smart-ev-charging/entity/+/state"]).await;
+    states.drain(Duration::from_millis(500)).await; // the retained ones
+    let requests_before = ha_requests(http_port).await;
+    for watts in [480.0, 490.0, 480.0, 470.0, 480.0, 480.0, 490.0, 480.0] {
+        set(&ha, "input_number.grid_power", watts).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let published = states.drain(Duration::from_millis(500)).await;
+    let requests = ha_requests(http_port).await - requests_before;
+    assert_eq!(
+        requests, 0.0,
+        "meter events are taken from the event, not fetched again"
+    );
+    assert!(
+        !published
+            .iter()
+            .any(|m| m.topic.ends_with("/target_current/state")),
+        "the target did not change and was not published again"
+    );
+    for pair in published.windows(2) {
+        assert!(
+            !(pair[0].topic == pair[1].topic && pair[0].payload == pair[1].payload),
+            "{} published twice with the same value",
+            pair[0].topic
+        );
+    }
+    assert!(
+        published.len() <= 2 * 8,
+        "{} state messages for 8 meter changes",
+        published.len()
+    );
+    set(&ha, "input_number.grid_power", 480.0).await;
 
     // The grid meter freezes: the car's power steps up by 4 kW (someone's other
     // charger app, a ramp) and the grid reading does not move. The current must not
@@ -237,6 +294,11 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     wait_current(&ha, 16.0, "2 h left for 20 kWh: charge at the maximum").await;
 
     assert!(child.terminate().status.success());
+    let log = core.log();
+    assert!(
+        !log.contains("non-numeric value"),
+        "a numeric sensor got a non-number (the frozen meter published no surplus): {log}"
+    );
     let saved = std::fs::read_to_string(data.path().join("state.json")).unwrap();
     assert!(
         saved.contains("\"smart\""),
