@@ -89,6 +89,8 @@ pub struct Smart {
     grid_from: Option<DateTime<Utc>>,
     next_review: Option<DateTime<Utc>>,
     grid_on: bool,
+    /// For this slot: the grid tops up the sun at the car's minimum power.
+    top_up: bool,
 }
 
 impl Smart {
@@ -148,12 +150,25 @@ impl Smart {
         self.plan.as_ref()?.deadline.filter(|d| *d > now)
     }
 
-    /// What the sun is expected to put into the car between `from` and `until`, kWh.
+    /// What the sun is expected to put into the car between `from` and `until`, kWh,
+    /// counting on `config.pv_confidence` of the forecast.
     pub fn expected_pv_kwh(
         &self,
         config: &SmartConfig,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
+    ) -> f64 {
+        self.forecast_pv_kwh(config, from, until, config.min_power_kw) * config.pv_confidence
+    }
+
+    /// The forecast's surplus between `from` and `until`, kWh, counting hours whose
+    /// surplus reaches `at_least_kw` (a surplus charge cannot run below the minimum).
+    fn forecast_pv_kwh(
+        &self,
+        config: &SmartConfig,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        at_least_kw: f64,
     ) -> f64 {
         self.forecast
             .iter()
@@ -162,10 +177,10 @@ impl Smart {
                 let overlap =
                     (end.min(until) - hour.start.max(from)).num_seconds().max(0) as f64 / 3600.0;
                 let surplus_kw = hour.kwh - config.house_load_kw;
-                if surplus_kw < config.min_power_kw {
+                if surplus_kw <= 0.0 || surplus_kw < at_least_kw {
                     0.0
                 } else {
-                    surplus_kw.min(config.max_power_kw) * overlap * config.pv_confidence
+                    surplus_kw.min(config.max_power_kw) * overlap
                 }
             })
             .sum()
@@ -200,12 +215,29 @@ impl Smart {
     /// Decides the grid start again (on a new plan or forecast, and once per slot).
     fn schedule(&mut self, config: &SmartConfig, now: DateTime<Utc>) {
         self.next_review = Some(now + config.slot);
-        self.grid_from = match self.deadline(now) {
-            Some(deadline) if self.remaining_kwh() > 0.0 => {
-                Some(self.latest_grid_start(config, now, deadline))
-            }
-            _ => None,
-        };
+        let deadline = self.deadline(now).filter(|_| self.remaining_kwh() > 0.0);
+        self.grid_from = deadline.map(|deadline| self.latest_grid_start(config, now, deadline));
+        // When even all the sun in the forecast cannot cover the plan, the grid is
+        // needed anyway: while the sun shines, charging at the minimum takes all of it
+        // into the car (a surplus below the minimum is otherwise lost), the grid the rest.
+        // It goes on until the sun a surplus charge can take alone covers the rest
+        // (hysteresis: in between, the slot keeps what the last one did).
+        self.top_up = deadline.is_some_and(|deadline| {
+            let remaining = self.remaining_kwh();
+            let all_sun = self.forecast_pv_kwh(config, now, deadline, 0.0);
+            let surplus_sun = self.forecast_pv_kwh(config, now, deadline, config.min_power_kw);
+            let keep_on = self.top_up && remaining > surplus_sun;
+            (remaining > all_sun || keep_on) && self.sun_now(config, now)
+        });
+    }
+
+    /// Whether the forecast has some surplus in this hour.
+    fn sun_now(&self, config: &SmartConfig, now: DateTime<Utc>) -> bool {
+        self.forecast.iter().any(|hour| {
+            hour.start <= now
+                && now < hour.start + Duration::hours(1)
+                && hour.kwh - config.house_load_kw > 0.1
+        })
     }
 
     /// The energy the deadline cannot get even at full power from now, kWh (0 when it can).
@@ -266,6 +298,15 @@ impl Smart {
                 reason: format!(
                     "smart: {remaining:.1} kWh needed in {hours_left:.1} h → grid allowed, at least {:.1} kW{tail}",
                     power_w / 1000.0
+                ),
+            };
+        }
+        if self.top_up {
+            return Verdict::Grid {
+                power_w: config.min_power_kw * 1000.0,
+                reason: format!(
+                    "smart: {remaining:.1} kWh needed in {hours_left:.1} h, more than the sun's \
+                     forecast → the grid tops the sun up to the minimum"
                 ),
             };
         }

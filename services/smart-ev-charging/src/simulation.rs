@@ -241,6 +241,8 @@ pub struct Replay {
     pub import_kwh: f64,
     pub on_off: u32,
     pub phase_switches: u32,
+    /// What the car had got (kWh) at each stop.
+    pub stops_at_kwh: Vec<f64>,
 }
 
 impl Replay {
@@ -277,6 +279,9 @@ pub fn replay(
         if charging != (ev_w > 0.0) {
             figures.on_off += 1;
             charging = ev_w > 0.0;
+            if !charging {
+                figures.stops_at_kwh.push(figures.car_kwh);
+            }
         }
         if charging && phases != phases_then {
             figures.phase_switches += 1;

@@ -126,3 +126,74 @@ fn at_least_evcc_s_sun_in_the_car_with_no_more_import_and_no_more_switching() {
         "one phase uses the winter sun: {us:?}"
     );
 }
+
+/// Smart mode on the same days: every plan met, the forecast never costs grid energy,
+/// and a plan that needs the grid is charged without a stop before it is met (after
+/// that, a free surplus charge may follow).
+#[test]
+fn smart_meets_every_plan_and_the_forecast_only_saves_grid_energy() {
+    use chrono::TimeZone;
+    use smart_ev_charging::control::Controller;
+    use smart_ev_charging::plan::{Plan, Smart, SmartConfig};
+    use smart_ev_charging::simulation::{hourly_forecast, replay, SmartCharger};
+    let midnight = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+    let run = |profile: &[(f64, f64)], energy: f64, deadline_h: i64, forecast: bool| {
+        let config = SmartConfig::default();
+        let start = midnight + chrono::Duration::hours(6);
+        let mut smart = Smart::default();
+        if forecast {
+            smart.update_forecast(hourly_forecast(profile, midnight), &config, start);
+        }
+        let plan = Plan {
+            energy_needed_kwh: energy,
+            deadline: Some(midnight + chrono::Duration::hours(deadline_h)),
+            ev_soc: None,
+        };
+        smart.update_plan(plan, &config, start);
+        let mut charger = SmartCharger {
+            smart,
+            smart_config: config,
+            controller: Controller::default(),
+            config: Config::default(),
+            midnight,
+        };
+        replay(
+            &profile[..(deadline_h * 60) as usize],
+            &mut charger,
+            10.0,
+            0.0,
+            0.0,
+        )
+    };
+    for (day, kwp, clouds, seed) in [
+        ("sunny", 8.0, 0.1, 3),
+        ("passing clouds", 8.0, 0.5, 42),
+        ("winter", 3.0, 0.3, 5),
+    ] {
+        let profile = day_profile(kwp, clouds, seed);
+        for (energy, deadline_h) in [(20.0, 17), (30.0, 13)] {
+            let blind = run(&profile, energy, deadline_h, false);
+            let sighted = run(&profile, energy, deadline_h, true);
+            println!("{day}, {energy} kWh by {deadline_h}:00: without {blind:?}\nwith {sighted:?}");
+            for result in [&blind, &sighted] {
+                assert!(
+                    result.car_kwh >= energy - 0.01,
+                    "{day}: plan missed: {result:?}"
+                );
+            }
+            assert!(
+                sighted.import_kwh <= blind.import_kwh + 0.05,
+                "{day}: the forecast cost grid energy: {sighted:?} vs {blind:?}"
+            );
+            let grid_dependent = blind.import_kwh > 5.0;
+            if grid_dependent {
+                for result in [&blind, &sighted] {
+                    assert!(
+                        result.stops_at_kwh.iter().all(|kwh| *kwh >= energy - 0.01),
+                        "{day}: stopped before the plan was met: {result:?}"
+                    );
+                }
+            }
+        }
+    }
+}
