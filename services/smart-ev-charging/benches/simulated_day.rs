@@ -3,9 +3,9 @@
 //! comparison) through our decisions and, in the same process, through a reference
 //! implementation of evcc's documented pv rules (`simulation::EvccReference`).
 //! "ours, 3p, 0 W" is ours without the 100 W grid reserve, as evcc has none by default.
-//! Then smart mode's grid energy against the least any controller could need with
-//! perfect knowledge and no minimum current ("perfect": every bit of surplus before
-//! the deadline goes into the car), with and without pv-forecast's hours.
+//! Then smart mode's grid energy, with and without pv-forecast's hours, against the
+//! least any controller with the same 6–16 A on three phases could need with perfect
+//! knowledge of the day (`simulation::perfect_grid_kwh`).
 //! `cargo bench -p smart-ev-charging`.
 
 use chrono::TimeZone;
@@ -106,6 +106,7 @@ fn main() {
                     profile,
                     energy,
                     f64::from(deadline_h as u32) * 3600.0,
+                    4140.0,
                     11040.0,
                 );
                 let label = format!(

@@ -273,6 +273,7 @@ impl Controller {
     pub fn decide_at_least(
         &mut self,
         floor_w: f64,
+        hand_over_to_surplus: bool,
         meters: &Meters,
         config: &Config,
         now_s: f64,
@@ -292,11 +293,12 @@ impl Controller {
             self.no_raise_on_old_readings(amps, meters, &mut reason)
         });
         let amps = from_sun.unwrap_or(0.0).max(floor_a);
-        // When the sun alone carries the minimum, a hand-over to surplus charging holds
-        // through a cloud like any surplus charge; otherwise it stops (no grid draw
-        // after the plan is met).
-        self.on_surplus = surplus_w(meters, config, true)
-            .is_some_and(|surplus| surplus >= config.minimum_w(config.phases));
+        // A top-up hands over to surplus charging, which holds through a cloud like any
+        // surplus charge; a grid charge ends with the plan met, and then stops at once
+        // unless the sun alone carries the minimum (no grid draw after the plan).
+        self.on_surplus = hand_over_to_surplus
+            || surplus_w(meters, config, true)
+                .is_some_and(|surplus| surplus >= config.minimum_w(config.phases));
         let target = (
             Some(amps),
             format!("at least {floor_w:.0} W ({floor_a} A), the sun gives {from_sun:?} A → {amps} A{reason}"),

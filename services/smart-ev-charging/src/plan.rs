@@ -75,6 +75,9 @@ pub enum Verdict {
     /// The grid must help: charge with at least `power_w` (more when the sun gives
     /// more) until the plan is met.
     Grid { power_w: f64, reason: String },
+    /// The grid tops the sun up to `power_w` (the car's minimum) in a sunny hour;
+    /// afterwards surplus charging carries on.
+    TopUp { power_w: f64, reason: String },
     /// Surplus only (the plan is met, there is none, or the sun still has time).
     Surplus(String),
 }
@@ -217,27 +220,72 @@ impl Smart {
         self.next_review = Some(now + config.slot);
         let deadline = self.deadline(now).filter(|_| self.remaining_kwh() > 0.0);
         self.grid_from = deadline.map(|deadline| self.latest_grid_start(config, now, deadline));
-        // When even all the sun in the forecast cannot cover the plan, the grid is
-        // needed anyway: while the sun shines, charging at the minimum takes all of it
-        // into the car (a surplus below the minimum is otherwise lost), the grid the rest.
-        // It goes on until the sun a surplus charge can take alone covers the rest
-        // (hysteresis: in between, the slot keeps what the last one did).
         self.top_up = deadline.is_some_and(|deadline| {
-            let remaining = self.remaining_kwh();
-            let all_sun = self.forecast_pv_kwh(config, now, deadline, 0.0);
-            let surplus_sun = self.forecast_pv_kwh(config, now, deadline, config.min_power_kw);
-            let keep_on = self.top_up && remaining > surplus_sun;
-            (remaining > all_sun || keep_on) && self.sun_now(config, now)
+            let chosen = self
+                .top_up_hours(config, now, deadline)
+                .iter()
+                .any(|hour| *hour <= now && now < *hour + Duration::hours(1));
+            // Hysteresis: a running top-up goes on while the sun that a surplus charge
+            // takes alone does not cover the rest (no stop and restart before the plan).
+            let keep_on = self.top_up
+                && self.remaining_kwh()
+                    > self.forecast_pv_kwh(config, now, deadline, config.min_power_kw);
+            chosen || keep_on
         });
     }
 
-    /// Whether the forecast has some surplus in this hour.
-    fn sun_now(&self, config: &SmartConfig, now: DateTime<Utc>) -> bool {
-        self.forecast.iter().any(|hour| {
-            hour.start <= now
-                && now < hour.start + Duration::hours(1)
-                && hour.kwh - config.house_load_kw > 0.1
-        })
+    /// The hours in which the grid tops the sun up to the car's minimum. A surplus
+    /// that carries the minimum goes into the car anyway; when that is not enough, a
+    /// charge at the minimum takes a smaller surplus too, with the grid giving the
+    /// rest: in the sunniest such hours first, where it costs the least grid per kWh,
+    /// until the plan is covered. What they cannot cover is the grid charge's, later.
+    fn top_up_hours(
+        &self,
+        config: &SmartConfig,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        // Only when even all the sun in the forecast cannot cover the plan is the grid
+        // needed for sure; otherwise the sun may still do it (a cloudy hour's average
+        // hides sunny minutes a surplus charge takes).
+        if self.remaining_kwh() <= self.forecast_pv_kwh(config, now, deadline, 0.0) {
+            return Vec::new();
+        }
+        let free = self.forecast_pv_kwh(config, now, deadline, config.min_power_kw);
+        let mut missing = self.remaining_kwh() - free;
+        let mut weak: Vec<(f64, DateTime<Utc>, f64)> = self
+            .forecast
+            .iter()
+            .filter_map(|hour| {
+                let end = hour.start + Duration::hours(1);
+                let overlap = (end.min(deadline) - hour.start.max(now))
+                    .num_seconds()
+                    .max(0) as f64
+                    / 3600.0;
+                let surplus_kw = hour.kwh - config.house_load_kw;
+                (overlap > 0.0 && surplus_kw > 0.1 && surplus_kw < config.min_power_kw)
+                    .then_some((surplus_kw, hour.start, overlap))
+            })
+            .collect();
+        let in_order: Vec<DateTime<Utc>> = weak.iter().map(|(_, start, _)| *start).collect();
+        weak.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut chosen = Vec::new();
+        for (_, start, overlap) in weak {
+            if missing <= 0.0 {
+                break;
+            }
+            missing -= config.min_power_kw * overlap;
+            chosen.push(start);
+        }
+        // One stretch, not several: the weak hours between two chosen ones are topped
+        // up too (a stop and a restart in between would cost more than they save).
+        match (chosen.iter().min(), chosen.iter().max()) {
+            (Some(first), Some(last)) => in_order
+                .into_iter()
+                .filter(|start| first <= start && start <= last)
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The energy the deadline cannot get even at full power from now, kWh (0 when it can).
@@ -302,7 +350,7 @@ impl Smart {
             };
         }
         if self.top_up {
-            return Verdict::Grid {
+            return Verdict::TopUp {
                 power_w: config.min_power_kw * 1000.0,
                 reason: format!(
                     "smart: {remaining:.1} kWh needed in {hours_left:.1} h, more than the sun's \
@@ -321,7 +369,7 @@ impl Smart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Timelike};
 
     fn at(hour: u32, minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, hour, minute, 0).unwrap()
@@ -518,5 +566,51 @@ mod tests {
             4.0,
             "the plan counted the car's SoC itself"
         );
+    }
+
+    #[test]
+    fn the_grid_tops_up_the_sunniest_weak_hours_only_when_the_sun_cannot_do_it_all() {
+        let config = SmartConfig::default();
+        // A winter day: 1–3 kW of surplus (below the 4.14 kW minimum) from 9:00 to 15:00.
+        let weak = [
+            (9, 1.5),
+            (10, 2.5),
+            (11, 3.5),
+            (12, 3.5),
+            (13, 2.5),
+            (14, 1.5),
+        ];
+        let forecast = PvForecast {
+            today: weak
+                .iter()
+                .map(|&(hour, kw)| ForecastHour {
+                    start: at(hour, 0),
+                    kwh: kw + config.house_load_kw,
+                })
+                .collect(),
+            tomorrow: Vec::new(),
+            stale: false,
+        };
+        // (kWh needed by 17:00, hours topped up)
+        let table: [(f64, &[u32]); 4] = [
+            (10.0, &[]),               // 15 kWh of sun could do it: wait for it
+            (16.0, &[11, 12, 13, 10]), // the sunniest first, as one stretch
+            (9.0, &[]),
+            (40.0, &[9, 10, 11, 12, 13, 14]),
+        ];
+        for (kwh, hours) in table {
+            let mut smart = Smart::default();
+            smart.update_forecast(forecast.clone(), &config, at(6, 0));
+            smart.update_plan(plan(kwh, at(17, 0)), &config, at(6, 0));
+            let mut got: Vec<u32> = smart
+                .top_up_hours(&config, at(6, 0), at(17, 0))
+                .iter()
+                .map(|start| start.hour())
+                .collect();
+            got.sort_unstable();
+            let mut expected = hours.to_vec();
+            expected.sort_unstable();
+            assert_eq!(got, expected, "{kwh} kWh by 17:00");
+        }
     }
 }

@@ -353,9 +353,11 @@ impl SmartEvCharging {
         core.smart.count(assessed.meters.ev_power_w, now);
         let verdict = (mode == Mode::Smart).then(|| core.smart.verdict(&self.smart_config, now));
         let mut decision = match &verdict {
-            Some(Verdict::Grid { power_w, reason }) => {
+            Some(Verdict::Grid { power_w, reason } | Verdict::TopUp { power_w, reason }) => {
+                let hand_over = matches!(verdict, Some(Verdict::TopUp { .. }));
                 let decision = core.controller.decide_at_least(
                     *power_w,
+                    hand_over,
                     &assessed.meters,
                     &self.config,
                     now_s,

@@ -333,8 +333,13 @@ impl Charger for SmartCharger {
         let decision = match self.smart.verdict(&self.smart_config, now) {
             crate::plan::Verdict::Grid { power_w, .. } => {
                 self.controller
-                    .decide_at_least(power_w, meters, &self.config, now_s)
+                    .decide_at_least(power_w, false, meters, &self.config, now_s)
             }
+            crate::plan::Verdict::TopUp { power_w, .. } => {
+                self.controller
+                    .decide_at_least(power_w, true, meters, &self.config, now_s)
+            }
+
             crate::plan::Verdict::Surplus(_) => {
                 self.controller
                     .decide(Mode::Pv, meters, &self.config, now_s)
@@ -344,21 +349,42 @@ impl Charger for SmartCharger {
     }
 }
 
-/// The least grid energy any controller could need for `energy_kwh` by `deadline_s`:
-/// every bit of PV beyond the house load the car can take (up to `max_w`) goes into
-/// it, the grid gives the rest.
+/// The least grid energy any controller could need for `energy_kwh` by `deadline_s`
+/// with perfect knowledge of the day, charging at 0 or between `min_w` and `max_w`:
+/// every minute whose surplus carries the minimum gives the car all of it (up to
+/// `max_w`); what is still missing comes from minutes charged at the minimum with
+/// the grid topping up, the sunniest first (they cost the least grid per kWh), and
+/// last from the grid alone.
 pub fn perfect_grid_kwh(
     profile: &[(f64, f64)],
     energy_kwh: f64,
     deadline_s: f64,
+    min_w: f64,
     max_w: f64,
 ) -> f64 {
-    let sun_kwh: f64 = profile
+    let minutes: Vec<f64> = profile
         .iter()
         .take((deadline_s / 60.0) as usize)
-        .map(|&(pv, load)| (pv - load).clamp(0.0, max_w) / 60.0 / 1000.0)
+        .map(|&(pv, load)| (pv - load).max(0.0))
+        .collect();
+    let free_kwh: f64 = minutes
+        .iter()
+        .filter(|sun| **sun >= min_w)
+        .map(|sun| sun.min(max_w) / 60_000.0)
         .sum();
-    (energy_kwh - sun_kwh).max(0.0)
+    let mut missing = (energy_kwh - free_kwh).max(0.0);
+    let mut topped_up: Vec<f64> = minutes.into_iter().filter(|sun| *sun < min_w).collect();
+    topped_up.sort_by(|a, b| b.total_cmp(a));
+    let mut grid_kwh = 0.0;
+    for sun in topped_up {
+        if missing <= 0.0 {
+            break;
+        }
+        let share = (missing / (min_w / 60_000.0)).min(1.0);
+        grid_kwh += share * (min_w - sun) / 60_000.0;
+        missing -= share * min_w / 60_000.0;
+    }
+    grid_kwh + missing.max(0.0)
 }
 
 /// pv-forecast's hourly kWh for a profile (a perfect forecast), from `midnight`.
