@@ -26,6 +26,8 @@ pub const EV_POWER: &str = "sensor.sim_wallbox_power";
 pub const EV_SOC: &str = "sensor.sim_ev_soc";
 pub const WALLBOX_CURRENT: &str = "number.sim_wallbox_current";
 pub const WALLBOX_PHASES: &str = "number.sim_wallbox_phases";
+/// On: the home battery does not discharge (as an inverter's discharge lock).
+pub const BATTERY_HOLD: &str = "switch.sim_battery_hold";
 pub const SAFE_MODE: &str = "input_boolean.homelab_safe_mode";
 
 const HISTORY_LIMIT: usize = 50_000;
@@ -55,6 +57,7 @@ fn attributes(entity_id: &str) -> Value {
         EV_SOC => ("Simulated EV SoC", "%", "battery"),
         WALLBOX_CURRENT => ("Simulated wallbox current", "A", "current"),
         WALLBOX_PHASES => ("Simulated wallbox phases", "", ""),
+        BATTERY_HOLD => ("Simulated battery discharge lock", "", ""),
         _ => ("Simulated safe mode", "", ""),
     };
     let mut attributes = json!({"friendly_name": name, "simulated": true});
@@ -80,6 +83,7 @@ impl Sim {
         sim.set(WALLBOX_CURRENT, "0");
         sim.set(WALLBOX_PHASES, "3");
         sim.set(SAFE_MODE, "off");
+        sim.set(BATTERY_HOLD, "off");
         sim
     }
 
@@ -247,7 +251,8 @@ async fn call_service(
                 )),
             }
         }
-        ("input_boolean", "turn_on" | "turn_off", SAFE_MODE) => {
+        ("input_boolean", "turn_on" | "turn_off", SAFE_MODE)
+        | ("switch", "turn_on" | "turn_off", BATTERY_HOLD) => {
             Ok(if service == "turn_on" { 1.0 } else { 0.0 })
         }
         _ => Err(format!(
@@ -256,9 +261,10 @@ async fn call_service(
     };
     match result {
         Ok(value) => {
-            if entity_id == SAFE_MODE {
-                sim.set(SAFE_MODE, if value == 1.0 { "on" } else { "off" });
-            } else {
+            if entity_id == SAFE_MODE || entity_id == BATTERY_HOLD {
+                sim.set(&entity_id, if value == 1.0 { "on" } else { "off" });
+            }
+            if entity_id != SAFE_MODE {
                 sim.set(&entity_id, &format!("{value}"));
                 sim.commands
                     .lock()

@@ -57,6 +57,8 @@ pub struct House {
     /// What the wallbox was told (A; below 6 A the car does not charge).
     pub wallbox_current_a: f64,
     pub wallbox_phases: f64,
+    /// The battery's discharge lock: it still charges, but gives nothing.
+    pub battery_hold: bool,
     pub last: Option<Readings>,
 }
 
@@ -107,6 +109,7 @@ impl House {
             config,
             wallbox_current_a: 0.0,
             wallbox_phases: 3.0,
+            battery_hold: false,
             last: None,
         }
     }
@@ -132,7 +135,11 @@ impl House {
         let surplus = pv_w - load_w - ev_w;
         // The battery takes what is left over and covers what is missing, within its limits.
         let room_w = (self.config.battery_wh - self.battery_wh) / hours.max(1e-9);
-        let stock_w = (self.battery_wh - 0.1 * self.config.battery_wh).max(0.0) / hours.max(1e-9);
+        let stock_w = if self.battery_hold {
+            0.0
+        } else {
+            (self.battery_wh - 0.1 * self.config.battery_wh).max(0.0) / hours.max(1e-9)
+        };
         let battery_w = surplus.clamp(
             -self.config.battery_max_w.min(stock_w),
             self.config.battery_max_w.min(room_w),
@@ -246,6 +253,31 @@ mod tests {
         assert!(
             house.step(evening, 60.0, 2.0).grid_w < 0.0,
             "the battery is drained: import"
+        );
+    }
+
+    #[test]
+    fn a_held_battery_gives_nothing_to_the_car_but_still_charges() {
+        let mut house = House::new(HouseConfig::default());
+        let night = Utc.with_ymd_and_hms(2026, 6, 21, 23, 0, 0).unwrap();
+        house.wallbox_current_a = 16.0;
+        let free = house.step(night, 60.0, 2.0);
+        assert!(
+            free.battery_w < -4000.0,
+            "unheld it covers the car: {free:?}"
+        );
+        house.battery_hold = true;
+        let held = house.step(night, 60.0, 2.0);
+        assert_eq!(held.battery_w, 0.0, "{held:?}");
+        assert!(
+            held.grid_w < -11_000.0,
+            "the grid gives the car and the house: {held:?}"
+        );
+        let noon = Utc.with_ymd_and_hms(2026, 6, 21, 11, 0, 0).unwrap();
+        house.wallbox_current_a = 0.0;
+        assert!(
+            house.step(noon, 60.0, 2.0).battery_w > 0.0,
+            "a held battery still charges"
         );
     }
 }

@@ -150,10 +150,10 @@ impl Service for SimHome {
             let readings = {
                 let mut house = self.house.lock().expect("poisoned");
                 for (entity, value) in self.sim.take_commands() {
-                    if entity == api::WALLBOX_CURRENT {
-                        house.wallbox_current_a = value;
-                    } else {
-                        house.wallbox_phases = value;
+                    match entity.as_str() {
+                        api::WALLBOX_CURRENT => house.wallbox_current_a = value,
+                        api::WALLBOX_PHASES => house.wallbox_phases = value,
+                        _ => house.battery_hold = value == 1.0,
                     }
                     tracing::info!(entity_id = %entity, value, "wallbox_commanded");
                 }

@@ -558,6 +558,46 @@ impl Controller {
     }
 }
 
+/// Whether the home battery's discharge lock is to be on. While the car takes more
+/// than the sun gives (min_pv's minimum, smart's grid charge, a hold through a cloud)
+/// the battery would fill the gap and empty itself into the car; the lock makes the
+/// grid give it instead. `fast` is the user's choice to take everything, and above
+/// the buffer SoC the user allowed the battery to carry a charge. Hysteresis: a lock
+/// stays on until the sun gives clearly more than the car takes.
+pub fn battery_hold(
+    decision: &Decision,
+    mode: Mode,
+    meters: &Meters,
+    config: &Config,
+    held_now: bool,
+) -> bool {
+    if decision.current_a.is_none() || mode == Mode::Fast {
+        return false;
+    }
+    let soc = meters.battery_soc.unwrap_or(0.0);
+    if config
+        .battery
+        .buffer_soc
+        .is_some_and(|buffer| soc >= buffer)
+    {
+        return false;
+    }
+    // What the car draws, or will draw once it follows the decision.
+    let measured_w = meters.ev_power_w.unwrap_or(0.0).max(0.0);
+    let car_w =
+        measured_w.max(decision.current_a.unwrap_or(0.0) * decision.phases * config.voltage_v);
+    // Export + car + battery charging = PV − house: what the sun gives the car.
+    let (Some(export), Some(battery)) = (meters.grid_export_w, meters.battery_charge_w) else {
+        return true; // blind: the safe side
+    };
+    let sun_for_car = export + measured_w + battery;
+    if held_now {
+        sun_for_car < car_w + 300.0
+    } else {
+        sun_for_car < car_w - 100.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -995,6 +1035,71 @@ mod tests {
         assert!(
             error.contains("\"turbo\"") && error.contains("min_pv"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_battery_is_locked_while_the_car_takes_more_than_the_sun() {
+        let config = config();
+        let charging = Decision {
+            current_a: Some(6.0),
+            phases: 3.0,
+            reason: String::new(),
+            recheck_at_s: None,
+        };
+        let idle = Decision {
+            current_a: None,
+            ..charging.clone()
+        };
+        // (mode, decision, export, car, battery, SoC, held now, expected)
+        let night = (-200.0, 4140.0, -4000.0);
+        let sunny = (1000.0, 4140.0, 0.0);
+        let starting = (500.0, 0.0, 0.0);
+        let edge = (-100.0, 4140.0, 0.0);
+        let table = [
+            (Mode::MinPv, &charging, night, 50.0, false, true),
+            (Mode::Smart, &charging, night, 50.0, false, true),
+            (Mode::Fast, &charging, night, 50.0, false, false),
+            (Mode::MinPv, &idle, night, 50.0, false, false),
+            (Mode::MinPv, &charging, sunny, 50.0, false, false),
+            (Mode::MinPv, &charging, sunny, 50.0, true, false),
+            (Mode::MinPv, &charging, edge, 50.0, false, false),
+            (Mode::MinPv, &charging, edge, 50.0, true, true),
+            // The car has not started yet: 500 W of sun will not carry its 4140 W.
+            (Mode::MinPv, &charging, starting, 50.0, false, true),
+        ];
+        for (mode, decision, (export, car, battery), soc, held, expected) in table {
+            let meters = Meters {
+                battery_charge_w: Some(battery),
+                battery_soc: Some(soc),
+                ..meters_at(export, car, 0.0)
+            };
+            assert_eq!(
+                battery_hold(decision, mode, &meters, &config, held),
+                expected,
+                "{mode:?}, charging {:?}, export {export}, battery {battery}, held {held}",
+                decision.current_a
+            );
+        }
+        let buffered = Config {
+            battery: BatteryPolicy {
+                buffer_soc: Some(60.0),
+                ..BatteryPolicy::default()
+            },
+            ..config.clone()
+        };
+        let full = Meters {
+            battery_charge_w: Some(-4000.0),
+            battery_soc: Some(70.0),
+            ..meters_at(-200.0, 4140.0, 0.0)
+        };
+        assert!(
+            !battery_hold(&charging, Mode::MinPv, &full, &buffered, false),
+            "above the buffer"
+        );
+        assert!(
+            battery_hold(&charging, Mode::MinPv, &Meters::default(), &config, false),
+            "blind"
         );
     }
 }

@@ -9,6 +9,8 @@ pub struct Setpoint {
     pub current_a: f64,
     /// `None`: the wallbox cannot switch phases.
     pub phases: Option<f64>,
+    /// The home battery's discharge lock; `None`: there is none.
+    pub battery_hold: Option<bool>,
 }
 
 /// What Home Assistant says the wallbox does (`None`: unavailable or unknown).
@@ -16,11 +18,13 @@ pub struct Setpoint {
 pub struct Actual {
     pub current_a: Option<f64>,
     pub phases: Option<f64>,
+    pub battery_hold: Option<bool>,
 }
 
 /// One service call to the wallbox.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Write {
+    BatteryHold(bool),
     Phases(f64),
     Current(f64),
 }
@@ -44,8 +48,9 @@ impl Reconciler {
         }
     }
 
-    /// The writes that bring the wallbox to `wanted` at `now_s` (phases first, so that
-    /// the new current never runs on the old phase count). None while `safe_mode`.
+    /// The writes that bring the wallbox to `wanted` at `now_s`: the battery lock first
+    /// (the car never starts on the battery), then phases (the new current never runs
+    /// on the old phase count), then the current. None while `safe_mode`.
     pub fn writes(
         &mut self,
         wanted: Setpoint,
@@ -62,7 +67,10 @@ impl Reconciler {
             .phases
             .is_some_and(|phases| !same(actual.phases, phases));
         let current_differs = !same(actual.current_a, wanted.current_a);
-        if !phases_differ && !current_differs {
+        let hold_differs = wanted
+            .battery_hold
+            .is_some_and(|hold| actual.battery_hold != Some(hold));
+        if !phases_differ && !current_differs && !hold_differs {
             return Vec::new();
         }
         if let Some((sent, at)) = self.last_sent {
@@ -72,10 +80,15 @@ impl Reconciler {
         }
         self.last_sent = Some((wanted, now_s));
         let mut writes = Vec::new();
+        if let (true, Some(hold)) = (hold_differs, wanted.battery_hold) {
+            writes.push(Write::BatteryHold(hold));
+        }
         if let (true, Some(phases)) = (phases_differ, wanted.phases) {
             writes.push(Write::Phases(phases));
         }
-        writes.push(Write::Current(wanted.current_a));
+        if current_differs || phases_differ {
+            writes.push(Write::Current(wanted.current_a));
+        }
         writes
     }
 
@@ -92,12 +105,14 @@ mod tests {
     const OFF_3P: Setpoint = Setpoint {
         current_a: 0.0,
         phases: Some(3.0),
+        battery_hold: None,
     };
 
     fn actual(current: f64, phases: f64) -> Actual {
         Actual {
             current_a: Some(current),
             phases: Some(phases),
+            battery_hold: Some(false),
         }
     }
 
@@ -110,10 +125,17 @@ mod tests {
         let one_phase_ten = Setpoint {
             current_a: 10.0,
             phases: Some(1.0),
+            battery_hold: None,
         };
         let no_switching = Setpoint {
             current_a: 8.0,
             phases: None,
+            battery_hold: None,
+        };
+        let held_six = Setpoint {
+            current_a: 6.0,
+            phases: None,
+            battery_hold: Some(true),
         };
         // (wanted, actual, safe mode, expected writes)
         let table = [
@@ -139,6 +161,18 @@ mod tests {
                 vec![Write::Phases(3.0), Write::Current(0.0)],
             ),
             (eight, actual(0.0, 3.0), true, vec![]),
+            (
+                held_six,
+                actual(0.0, 3.0),
+                false,
+                vec![Write::BatteryHold(true), Write::Current(6.0)],
+            ),
+            (
+                held_six,
+                actual(6.0, 3.0),
+                false,
+                vec![Write::BatteryHold(true)],
+            ),
         ];
         for (wanted, now, safe, expected) in table {
             let mut reconciler = Reconciler::new(10.0);
@@ -155,6 +189,7 @@ mod tests {
         let eight = Setpoint {
             current_a: 8.0,
             phases: None,
+            battery_hold: None,
         };
         let mut reconciler = Reconciler::new(10.0);
         let stuck = actual(6.0, 3.0);
@@ -180,6 +215,7 @@ mod tests {
         let nine = Setpoint {
             current_a: 9.0,
             phases: None,
+            battery_hold: None,
         };
         assert_eq!(
             reconciler.writes(nine, actual(8.0, 3.0), false, 31.0),
@@ -192,6 +228,7 @@ mod tests {
         let ten = Setpoint {
             current_a: 10.0,
             phases: None,
+            battery_hold: None,
         };
         let mut reconciler = Reconciler::new(10.0);
         assert_eq!(

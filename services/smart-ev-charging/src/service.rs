@@ -8,7 +8,7 @@ use homelab::discovery::{self, Entity, StateBook};
 use homelab::ha::{EntityState, HomeAssistant, StateChange};
 use homelab::{Context, Health, Message, Service, Settings};
 use serde::{Deserialize, Serialize};
-use smart_ev_charging::control::{Config, Controller, Decision, Mode};
+use smart_ev_charging::control::{battery_hold, Config, Controller, Decision, Mode};
 use smart_ev_charging::meters::{Meter, MeterCache};
 use smart_ev_charging::plan::{Plan, PvForecast, Smart, SmartConfig, Verdict};
 use smart_ev_charging::reconcile::{Actual, Reconciler, Setpoint, Write};
@@ -29,6 +29,8 @@ struct Core {
     smart: Smart,
     reconciler: Reconciler,
     wallbox: Actual,
+    /// What the battery lock was last decided to be (its hysteresis).
+    battery_held: bool,
     safe_mode: bool,
     last: Option<Decision>,
     /// When to decide again by time alone.
@@ -101,6 +103,7 @@ impl Service for SmartEvCharging {
             smart: Smart::default(),
             reconciler: Reconciler::new(settings.smart_ev_retry_seconds),
             wallbox: Actual::default(),
+            battery_held: false,
             safe_mode: false,
             last: None,
             wake_at: None,
@@ -339,6 +342,9 @@ impl SmartEvCharging {
         if entity == settings.smart_ev_phase_switch_entity {
             core.wallbox.phases = number;
         }
+        if entity == settings.smart_ev_battery_hold_entity {
+            core.wallbox.battery_hold = state.map(|s| s.state == "on");
+        }
     }
 
     /// Decides on the cached readings and brings the wallbox there.
@@ -383,9 +389,18 @@ impl SmartEvCharging {
         if !assessed.problems.is_empty() {
             decision.reason = format!("{} [{}]", decision.reason, assessed.problems.join("; "));
         }
+        let hold = battery_hold(
+            &decision,
+            mode,
+            &assessed.meters,
+            &self.config,
+            core.battery_held,
+        );
+        core.battery_held = hold;
         let wanted = Setpoint {
             current_a: decision.current_a.unwrap_or(0.0),
             phases: self.config.phase_switching.then_some(decision.phases),
+            battery_hold: (!self.settings.smart_ev_battery_hold_entity.is_empty()).then_some(hold),
         };
         let (wallbox, safe_mode) = (core.wallbox, core.safe_mode);
         let writes = core.reconciler.writes(wanted, wallbox, safe_mode, now_s);
@@ -433,17 +448,27 @@ impl SmartEvCharging {
     ) -> anyhow::Result<()> {
         let outcome = self.decide();
         for write in &outcome.writes {
-            let (entity, value) = match *write {
-                Write::Phases(phases) => (&self.settings.smart_ev_phase_switch_entity, phases),
-                Write::Current(amps) => (&self.settings.smart_ev_wallbox_current_entity, amps),
+            let settings = &self.settings;
+            let (entity, service, value) = match *write {
+                Write::BatteryHold(on) => (
+                    &settings.smart_ev_battery_hold_entity,
+                    if on { "turn_on" } else { "turn_off" },
+                    f64::from(u8::from(on)),
+                ),
+                Write::Phases(phases) => {
+                    (&settings.smart_ev_phase_switch_entity, "set_value", phases)
+                }
+                Write::Current(amps) => {
+                    (&settings.smart_ev_wallbox_current_entity, "set_value", amps)
+                }
             };
             let domain = entity.split('.').next().unwrap_or("number");
-            ha.call_service(
-                domain,
-                "set_value",
-                &serde_json::json!({"entity_id": entity, "value": value}),
-            )
-            .await?;
+            let data = if service == "set_value" {
+                serde_json::json!({"entity_id": entity, "value": value})
+            } else {
+                serde_json::json!({"entity_id": entity})
+            };
+            ha.call_service(domain, service, &data).await?;
             tracing::info!(
                 entity_id = %entity,
                 value,
@@ -508,4 +533,7 @@ impl SmartEvCharging {
 fn matches_wallbox(wanted: Setpoint, actual: Actual) -> bool {
     actual.current_a == Some(wanted.current_a)
         && wanted.phases.is_none_or(|p| actual.phases == Some(p))
+        && wanted
+            .battery_hold
+            .is_none_or(|h| actual.battery_hold == Some(h))
 }

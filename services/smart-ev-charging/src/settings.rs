@@ -18,6 +18,7 @@ pub(crate) struct ChargingSettings {
     pub smart_ev_battery_priority_soc: f64,
     pub smart_ev_battery_buffer_soc: f64,
     pub smart_ev_battery_buffer_start_soc: f64,
+    pub smart_ev_battery_hold_entity: String,
     pub smart_ev_ev_power_entity: String,
     pub smart_ev_wallbox_current_entity: String,
     pub smart_ev_phase_switch_entity: String,
@@ -52,6 +53,7 @@ impl Default for ChargingSettings {
             smart_ev_battery_priority_soc: 80.0,
             smart_ev_battery_buffer_soc: 0.0,
             smart_ev_battery_buffer_start_soc: 0.0,
+            smart_ev_battery_hold_entity: String::new(),
             smart_ev_ev_power_entity: "sensor.wallbox_power".into(),
             smart_ev_wallbox_current_entity: "number.wallbox_current".into(),
             smart_ev_phase_switch_entity: String::new(),
@@ -207,6 +209,7 @@ impl ChargingSettings {
             &self.smart_ev_ev_power_entity,
             &self.smart_ev_wallbox_current_entity,
             &self.smart_ev_phase_switch_entity,
+            &self.smart_ev_battery_hold_entity,
             safe_mode_entity,
         ]
         .into_iter()

@@ -103,6 +103,12 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
             .env("SMART_EV_GRID_POWER_ENTITY", "input_number.grid_power")
             .env("SMART_EV_EV_POWER_ENTITY", "input_number.wallbox_power")
             .env(
+                "SMART_EV_BATTERY_POWER_ENTITY",
+                "input_number.battery_power",
+            )
+            .env("SMART_EV_BATTERY_SOC_ENTITY", "input_number.battery_soc")
+            .env("SMART_EV_BATTERY_HOLD_ENTITY", "input_boolean.battery_hold")
+            .env(
                 "SMART_EV_WALLBOX_CURRENT_ENTITY",
                 "input_number.ev_charge_current",
             )
@@ -253,6 +259,61 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     .unwrap();
     let took = wait_current_within(&ha, 16.0, REACTION, "fast charges at the maximum").await;
     println!("mode fast → wallbox: {took:?}");
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": select, "option": "off"}),
+    )
+    .await
+    .unwrap();
+    wait_current_within(&ha, 0.0, REACTION, "off stops").await;
+
+    // min_pv at night: the car's minimum would come out of the home battery; the
+    // battery's discharge lock goes on with the charge, and off again for fast.
+    set(&ha, "input_number.grid_power", -200.0).await;
+    let hold = "input_boolean.battery_hold";
+    let held = |ha: HomeAssistant| async move {
+        ha.get_state(hold)
+            .await
+            .map(|s| s.state == "on")
+            .unwrap_or(false)
+    };
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": select, "option": "min_pv"}),
+    )
+    .await
+    .unwrap();
+    wait_current_within(&ha, 6.0, REACTION, "min_pv charges the minimum").await;
+    assert!(
+        held(ha.clone()).await,
+        "the lock goes on before the car starts on the battery"
+    );
+    set(&ha, "input_number.wallbox_power", 4140.0).await;
+    set(&ha, "input_number.battery_power", 0.0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        held(ha.clone()).await,
+        "the grid gives the car its minimum, not the battery"
+    );
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": select, "option": "fast"}),
+    )
+    .await
+    .unwrap();
+    wait_current_within(&ha, 16.0, REACTION, "fast").await;
+    let start = Instant::now();
+    while held(ha.clone()).await {
+        assert!(
+            start.elapsed() < REACTION,
+            "fast may use the battery: the lock goes off"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    set(&ha, "input_number.wallbox_power", 0.0).await;
     ha.call_service(
         "select",
         "select_option",

@@ -75,9 +75,26 @@ input_number:
     step: 1
     initial: 0
     unit_of_measurement: W
+  battery_power:
+    name: Battery power (charging positive)
+    min: -10000
+    max: 10000
+    step: 1
+    initial: 0
+    unit_of_measurement: W
+  battery_soc:
+    name: Battery SoC
+    min: 0
+    max: 100
+    step: 1
+    initial: 50
+    unit_of_measurement: "%"
 input_boolean:
   homelab_safe_mode:
     name: Homelab safe mode
+    initial: false
+  battery_hold:
+    name: Battery discharge lock
     initial: false
 template:
   - sensor:
