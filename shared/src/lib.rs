@@ -18,6 +18,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod influx;
 pub mod logging;
+pub mod messages;
 pub mod mqtt;
 pub mod request_metrics;
 pub mod retry;

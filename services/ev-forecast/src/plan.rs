@@ -2,7 +2,6 @@
 //! A plan, never a command: smart-ev-charging decides how to deliver it.
 
 use chrono::{DateTime, Datelike, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug)]
 pub struct PlanConfig {
@@ -31,59 +30,7 @@ impl Default for PlanConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DistanceSource {
-    /// The user's distance table.
-    Table,
-    /// Nominatim, straight line × road factor.
-    Geocoded,
-    /// Not found: the trip counts no energy (and a warning says so).
-    Unknown,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Trip {
-    pub summary: String,
-    pub destination: Option<String>,
-    pub start: DateTime<Utc>,
-    /// One way, by road.
-    pub distance_km: Option<f64>,
-    pub distance_source: DistanceSource,
-    /// There and back.
-    pub energy_kwh: f64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    None,
-    Low,
-    Medium,
-    High,
-}
-
-impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub energy_needed_kwh: f64,
-    /// When the first trip leaves; `None` without trips.
-    pub deadline: Option<DateTime<Utc>>,
-    pub urgency: Urgency,
-    pub trips: Vec<Trip>,
-    /// The car's state of charge the plan counted with, when known.
-    pub ev_soc: Option<f64>,
-}
+pub use homelab::messages::ev_forecast::{DistanceSource, Plan, Trip, Urgency};
 
 fn is_winter(time: DateTime<Utc>) -> bool {
     matches!(time.month(), 11 | 12 | 1 | 2 | 3)

@@ -418,7 +418,7 @@ impl EvForecastService {
         // Retained: smart-ev-charging gets the current plan even when it starts later.
         ctx.mqtt()
             .publish_json(
-                &format!("homelab/{}/plan", Self::NAME),
+                homelab::messages::ev_forecast::PLAN_TOPIC,
                 &plan,
                 QoS::AtLeastOnce,
                 true,

@@ -7,11 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HourEnergy {
-    pub start: DateTime<Utc>,
-    pub kwh: f64,
-}
+pub use homelab::messages::pv_forecast::HourEnergy;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {

@@ -91,6 +91,16 @@ pub struct Error {
     pub hours: usize,
 }
 
+impl From<Error> for homelab::messages::pv_forecast::ForecastError {
+    fn from(error: Error) -> Self {
+        Self {
+            mae_kwh: error.mae_kwh,
+            nmae: error.nmae,
+            hours: error.hours,
+        }
+    }
+}
+
 impl Error {
     /// Over hours where there was light or production; `None` without any energy.
     pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {

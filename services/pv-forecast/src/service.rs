@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration as Span, Timelike, Utc};
 use chrono_tz::Tz;
 use homelab::discovery::{self, Entity};
+use homelab::messages::pv_forecast::Updated;
 use homelab::web::WebClient;
 use homelab::{Context, Health, Message, Service, StateStore};
 use pv_forecast::forecast::{hourly_energy, Forecast};
@@ -286,22 +287,19 @@ impl PvForecastService {
         if stale {
             tracing::warn!(generated_at = %forecast.generated_at, "forecast_stale");
         }
-        ctx.publish(
-            "updated",
-            &serde_json::json!({
-                "generated_at": forecast.generated_at,
-                "today_date": forecast.today_date,
-                "today": forecast.today,
-                "tomorrow": forecast.tomorrow,
-                "today_kwh": forecast.today_kwh,
-                "today_remaining_kwh": remaining,
-                "tomorrow_kwh": forecast.tomorrow_kwh,
-                "model": forecast.model,
-                "hold_out_error": forecast.hold_out_error,
-                "stale": stale,
-            }),
-        )
-        .await?;
+        let updated = Updated {
+            generated_at: forecast.generated_at,
+            today_date: forecast.today_date,
+            today: forecast.today.clone(),
+            tomorrow: forecast.tomorrow.clone(),
+            today_kwh: forecast.today_kwh,
+            today_remaining_kwh: remaining,
+            tomorrow_kwh: forecast.tomorrow_kwh,
+            model: forecast.model.clone(),
+            hold_out_error: forecast.hold_out_error.map(Into::into),
+            stale,
+        };
+        ctx.publish("updated", &updated).await?;
         let mqtt = ctx.mqtt();
         discovery::publish_state(mqtt, "today_remaining", remaining).await?;
         discovery::publish_state(mqtt, "today_total", forecast.today_kwh).await?;

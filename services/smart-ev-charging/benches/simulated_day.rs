@@ -10,10 +10,10 @@
 
 use chrono::TimeZone;
 use smart_ev_charging::control::{Config, Controller, Mode};
-use smart_ev_charging::plan::{Plan, Smart, SmartConfig};
+use smart_ev_charging::plan::{Smart, SmartConfig};
 use smart_ev_charging::simulation::{
-    day_profile, hourly_forecast, perfect_grid_kwh, replay, Charger, EvccReference, Ours, Replay,
-    SmartCharger,
+    day_profile, hourly_forecast, perfect_grid_kwh, plan_message, replay, Charger, EvccReference,
+    Ours, Replay, SmartCharger,
 };
 
 const STEP_S: f64 = 10.0;
@@ -84,15 +84,7 @@ fn main() {
                 if with_forecast {
                     smart.update_forecast(hourly_forecast(profile, midnight), &smart_config, start);
                 }
-                smart.update_plan(
-                    Plan {
-                        energy_needed_kwh: energy,
-                        deadline: Some(deadline),
-                        ev_soc: None,
-                    },
-                    &smart_config,
-                    start,
-                );
+                smart.update_plan(plan_message(energy, deadline), &smart_config, start);
                 let mut charger = SmartCharger {
                     smart,
                     smart_config,

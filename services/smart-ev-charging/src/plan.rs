@@ -6,35 +6,9 @@
 //! Wall-clock times (deadlines are), passed in.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
 
-/// ev-forecast's plan, as much of it as this service acts on.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Plan {
-    pub energy_needed_kwh: f64,
-    pub deadline: Option<DateTime<Utc>>,
-    /// Known SoC: the plan already counts what is in the car (and is re-sent as it changes).
-    #[serde(default)]
-    pub ev_soc: Option<f64>,
-}
-
-/// One hour of pv-forecast's production forecast.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
-pub struct ForecastHour {
-    pub start: DateTime<Utc>,
-    pub kwh: f64,
-}
-
-/// pv-forecast's `updated` message, as much of it as this service acts on.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct PvForecast {
-    #[serde(default)]
-    pub today: Vec<ForecastHour>,
-    #[serde(default)]
-    pub tomorrow: Vec<ForecastHour>,
-    #[serde(default)]
-    pub stale: bool,
-}
+pub use homelab::messages::ev_forecast::Plan;
+pub use homelab::messages::pv_forecast::{HourEnergy, Updated as PvForecast};
 
 /// What the car and the house can do.
 #[derive(Clone, Debug)]
@@ -86,7 +60,7 @@ pub enum Verdict {
 #[derive(Clone, Debug, Default)]
 pub struct Smart {
     plan: Option<Plan>,
-    forecast: Vec<ForecastHour>,
+    forecast: Vec<HourEnergy>,
     delivered_kwh: f64,
     last_sample: Option<(DateTime<Utc>, f64)>,
     grid_from: Option<DateTime<Utc>>,
@@ -376,11 +350,7 @@ mod tests {
     }
 
     fn plan(kwh: f64, deadline: DateTime<Utc>) -> Plan {
-        Plan {
-            energy_needed_kwh: kwh,
-            deadline: Some(deadline),
-            ev_soc: None,
-        }
+        crate::simulation::plan_message(kwh, deadline)
     }
 
     /// A clear day: `peak_kw` PV at noon, a sine from 6:00 to 20:00, as hourly kWh.
@@ -393,17 +363,13 @@ mod tests {
                 } else {
                     0.0
                 };
-                ForecastHour {
+                HourEnergy {
                     start: at(hour, 0),
                     kwh,
                 }
             })
             .collect();
-        PvForecast {
-            today,
-            tomorrow: Vec::new(),
-            stale: false,
-        }
+        crate::simulation::forecast_message(today)
     }
 
     fn is_grid(verdict: &Verdict) -> bool {
@@ -580,17 +546,14 @@ mod tests {
             (13, 2.5),
             (14, 1.5),
         ];
-        let forecast = PvForecast {
-            today: weak
-                .iter()
-                .map(|&(hour, kw)| ForecastHour {
+        let forecast = crate::simulation::forecast_message(
+            weak.iter()
+                .map(|&(hour, kw)| HourEnergy {
                     start: at(hour, 0),
                     kwh: kw + config.house_load_kw,
                 })
                 .collect(),
-            tomorrow: Vec::new(),
-            stale: false,
-        };
+        );
         // (kWh needed by 17:00, hours topped up)
         let table: [(f64, &[u32]); 4] = [
             (10.0, &[]),               // 15 kWh of sun could do it: wait for it

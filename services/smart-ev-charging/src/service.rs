@@ -233,27 +233,30 @@ impl SmartEvCharging {
         ctx: &Context<ChargingSettings>,
     ) -> anyhow::Result<()> {
         let service = self.clone();
-        ctx.subscribe("homelab/ev-forecast/plan", move |message: Message<Plan>| {
-            let service = service.clone();
-            async move {
-                tracing::info!(
-                    energy_needed_kwh = message.payload.energy_needed_kwh,
-                    deadline = ?message.payload.deadline,
-                    "plan_received"
-                );
-                service.core().smart.update_plan(
-                    message.payload,
-                    &service.smart_config,
-                    chrono::Utc::now(),
-                );
-                service.wake.notify_one();
-                Ok(())
-            }
-        })
+        ctx.subscribe(
+            homelab::messages::ev_forecast::PLAN_TOPIC,
+            move |message: Message<Plan>| {
+                let service = service.clone();
+                async move {
+                    tracing::info!(
+                        energy_needed_kwh = message.payload.energy_needed_kwh,
+                        deadline = ?message.payload.deadline,
+                        "plan_received"
+                    );
+                    service.core().smart.update_plan(
+                        message.payload,
+                        &service.smart_config,
+                        chrono::Utc::now(),
+                    );
+                    service.wake.notify_one();
+                    Ok(())
+                }
+            },
+        )
         .await?;
         let service = self.clone();
         ctx.subscribe(
-            "homelab/pv-forecast/updated",
+            homelab::messages::pv_forecast::UPDATED_TOPIC,
             move |message: Message<PvForecast>| {
                 let service = service.clone();
                 async move {

@@ -387,22 +387,50 @@ pub fn perfect_grid_kwh(
     grid_kwh + missing.max(0.0)
 }
 
+/// pv-forecast's message for `today`'s hours (a perfect forecast in the replays).
+pub fn forecast_message(today: Vec<crate::plan::HourEnergy>) -> crate::plan::PvForecast {
+    let generated_at = today
+        .first()
+        .map_or_else(chrono::Utc::now, |hour| hour.start);
+    let today_kwh = today.iter().map(|hour| hour.kwh).sum();
+    crate::plan::PvForecast {
+        generated_at,
+        today_date: generated_at.date_naive(),
+        today,
+        tomorrow: Vec::new(),
+        today_kwh,
+        today_remaining_kwh: today_kwh,
+        tomorrow_kwh: 0.0,
+        model: "replay".into(),
+        hold_out_error: None,
+        stale: false,
+    }
+}
+
+/// ev-forecast's plan for `energy_kwh` by `deadline`, without trips.
+pub fn plan_message(energy_kwh: f64, deadline: chrono::DateTime<chrono::Utc>) -> crate::plan::Plan {
+    crate::plan::Plan {
+        energy_needed_kwh: energy_kwh,
+        deadline: Some(deadline),
+        urgency: homelab::messages::ev_forecast::Urgency::Medium,
+        trips: Vec::new(),
+        ev_soc: None,
+    }
+}
+
 /// pv-forecast's hourly kWh for a profile (a perfect forecast), from `midnight`.
 pub fn hourly_forecast(
     profile: &[(f64, f64)],
     midnight: chrono::DateTime<chrono::Utc>,
 ) -> crate::plan::PvForecast {
-    let today = profile
-        .chunks(60)
-        .enumerate()
-        .map(|(hour, minutes)| crate::plan::ForecastHour {
-            start: midnight + chrono::Duration::hours(hour as i64),
-            kwh: minutes.iter().map(|(pv, _)| pv / 60.0 / 1000.0).sum(),
-        })
-        .collect();
-    crate::plan::PvForecast {
-        today,
-        tomorrow: Vec::new(),
-        stale: false,
-    }
+    forecast_message(
+        profile
+            .chunks(60)
+            .enumerate()
+            .map(|(hour, minutes)| crate::plan::HourEnergy {
+                start: midnight + chrono::Duration::hours(hour as i64),
+                kwh: minutes.iter().map(|(pv, _)| pv / 60.0 / 1000.0).sum(),
+            })
+            .collect(),
+    )
 }

@@ -134,8 +134,8 @@ fn at_least_evcc_s_sun_in_the_car_with_no_more_import_and_no_more_switching() {
 fn smart_meets_every_plan_and_the_forecast_only_saves_grid_energy() {
     use chrono::TimeZone;
     use smart_ev_charging::control::Controller;
-    use smart_ev_charging::plan::{Plan, Smart, SmartConfig};
-    use smart_ev_charging::simulation::{hourly_forecast, replay, SmartCharger};
+    use smart_ev_charging::plan::{Smart, SmartConfig};
+    use smart_ev_charging::simulation::{hourly_forecast, plan_message, replay, SmartCharger};
     let midnight = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
     let run = |profile: &[(f64, f64)], energy: f64, deadline_h: i64, forecast: bool| {
         let config = SmartConfig::default();
@@ -144,11 +144,7 @@ fn smart_meets_every_plan_and_the_forecast_only_saves_grid_energy() {
         if forecast {
             smart.update_forecast(hourly_forecast(profile, midnight), &config, start);
         }
-        let plan = Plan {
-            energy_needed_kwh: energy,
-            deadline: Some(midnight + chrono::Duration::hours(deadline_h)),
-            ev_soc: None,
-        };
+        let plan = plan_message(energy, midnight + chrono::Duration::hours(deadline_h));
         smart.update_plan(plan, &config, start);
         let mut charger = SmartCharger {
             smart,
