@@ -1,5 +1,6 @@
 //! The optional HTTP endpoint of a service (`HTTP_PORT`, 0 = off):
-//! `/healthz` (the healthcheck file's rule), `/readyz` (MQTT connected) and
+//! `/healthz` (the healthcheck file's rule), `/readyz` (MQTT connected and the service
+//! not degraded) and
 //! `/metrics` in Prometheus text format.
 //!
 //! The exposition format is written here (a dozen lines): the counters already live
@@ -19,6 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The service's own health, once the service exists (the server starts before it).
+pub type HealthSlot = Arc<std::sync::OnceLock<Box<dyn Fn() -> crate::Health + Send + Sync>>>;
+
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct HttpState {
@@ -30,6 +34,8 @@ pub struct HttpState {
     pub mqtt: Mqtt,
     pub ha: Option<HomeAssistant>,
     pub influx: Option<crate::influx::Influx>,
+    /// A degraded service is not ready, and says why.
+    pub health: HealthSlot,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -72,13 +78,19 @@ async fn healthz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    if state.mqtt.is_connected() {
-        (StatusCode::OK, "ready: mqtt connected\n")
-    } else {
-        (
+    if !state.mqtt.is_connected() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: mqtt disconnected\n",
-        )
+            "not ready: mqtt disconnected\n".to_string(),
+        );
+    }
+    let health = state.health.get().map(|health| health());
+    match health.as_ref().and_then(crate::Health::reason) {
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: {reason}\n"),
+        ),
+        None => (StatusCode::OK, "ready: mqtt connected\n".to_string()),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::diagnose::{self, Check, Step};
 use crate::heartbeat;
-use crate::http::HttpState;
+use crate::http::{HealthSlot, HttpState};
 use crate::mqtt::{Mqtt, MqttConfig, QoS};
 use crate::service::{Context, Service};
 use crate::settings::{self, Settings, SettingsError};
@@ -240,18 +240,29 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         mqtt: mqtt.clone(),
         ha: None,
         influx: None,
+        health: HealthSlot::default(),
     });
+    let health_slot = http.as_ref().map(|state| state.health.clone());
     let http_port = settings.common.http_port;
     let ctx = Context::new(S::NAME, Arc::new(settings), mqtt.clone(), shutdown.clone());
+    let mut http_task = None;
     if let Some(mut state) = http {
         state.ha = Some(ctx.home_assistant().clone());
         state.influx = ctx.influx().cloned();
-        tokio::spawn(crate::http::serve(state, http_port, shutdown.clone()));
+        http_task = Some(tokio::spawn(crate::http::serve(
+            state,
+            http_port,
+            shutdown.clone(),
+        )));
     }
 
     let outcome = match S::new(&ctx) {
         Ok(service) => {
             let service = Arc::new(service);
+            if let Some(slot) = &health_slot {
+                let health_of = service.clone();
+                let _ = slot.set(Box::new(move || health_of.health()));
+            }
             let heartbeat = (heartbeat_every > 0).then(|| {
                 let health_of = service.clone();
                 tokio::spawn(heartbeat::run(
@@ -272,6 +283,11 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         }
         Err(error) => Err(error.context("service start-up failed")),
     };
+    shutdown.cancel();
+    if let Some(http) = http_task {
+        // Its graceful shutdown waits for requests in flight; a stuck one is not waited for.
+        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+    }
 
     let reason = if outcome.is_ok() { "shutdown" } else { "error" };
     let offline = heartbeat::offline_payload(S::NAME, S::VERSION, started, reason);

@@ -65,7 +65,16 @@ async fn health_readiness_and_metrics_follow_the_service() {
             "o",
             "b",
         )),
+        health: homelab::http::HealthSlot::default(),
     };
+    let degraded = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let reported = degraded.clone();
+    let _ = state
+        .health
+        .set(Box::new(move || match reported.lock().unwrap().clone() {
+            Some(reason) => homelab::Health::degraded(reason),
+            None => homelab::Health::online(),
+        }));
     tokio::spawn(homelab::http::serve(state, port, stop.clone()));
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -77,6 +86,14 @@ async fn health_readiness_and_metrics_follow_the_service() {
     assert_eq!(status, 503, "no successful cycle yet: {body}");
     homelab::health::touch(data.path());
     assert_eq!(get(port, "/healthz").await.0, 200);
+    assert_eq!(get(port, "/readyz").await.0, 200);
+    *degraded.lock().unwrap() = Some("grid meter frozen".into());
+    assert_eq!(
+        get(port, "/readyz").await,
+        (503, "degraded: grid meter frozen\n".to_string()),
+        "a degraded service is not ready and says why"
+    );
+    *degraded.lock().unwrap() = None;
     assert_eq!(get(port, "/readyz").await.0, 200);
 
     let before = metrics(port).await;

@@ -33,12 +33,18 @@ struct Core {
     battery_held: bool,
     safe_mode: bool,
     last: Option<Decision>,
+    /// Why the last decision could not trust its inputs (meters, HA): the health.
+    problems: Vec<String>,
+    /// HA's REST or WebSocket API failing, until it answers again.
+    ha_problem: Option<String>,
     /// When to decide again by time alone.
     wake_at: Option<Instant>,
 }
 
 /// What one decision produced, to be sent and published outside the lock.
 struct Outcome {
+    /// The decision had every reading it needed, and HA answered.
+    trusted: bool,
     writes: Vec<Write>,
     decision: Decision,
     mode: Mode,
@@ -106,6 +112,8 @@ impl Service for SmartEvCharging {
             battery_held: false,
             safe_mode: false,
             last: None,
+            problems: Vec::new(),
+            ha_problem: None,
             wake_at: None,
         };
         Ok(Self {
@@ -152,7 +160,13 @@ impl Service for SmartEvCharging {
                         }
                     }
                     // The subscription ended (a refused token): the backstop carries on.
-                    None => tokio::time::sleep(Duration::from_secs(1)).await,
+                    None => {
+                        self.core().ha_problem = Some(format!(
+                            "HA WebSocket: {}",
+                            changes.last_error().unwrap_or_else(|| "subscription ended".into())
+                        ));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 },
                 () = self.wake.notified() => {}
                 () = sleep_until(wake_at) => {}
@@ -169,15 +183,64 @@ impl Service for SmartEvCharging {
     }
 
     fn health(&self) -> Health {
-        let last = self.core().last.clone();
-        Health::online()
+        let core = self.core();
+        let problems: Vec<&str> = core
+            .ha_problem
+            .iter()
+            .chain(&core.problems)
+            .map(String::as_str)
+            .collect();
+        let health = if problems.is_empty() {
+            Health::online()
+        } else {
+            Health::degraded(problems.join("; "))
+        };
+        let last = core.last.clone();
+        drop(core);
+        health
             .with("mode", self.mode().as_str())
             .with("target_current_a", last.as_ref().and_then(|d| d.current_a))
             .with("reason", last.map(|d| d.reason))
     }
 
-    fn diagnose_steps(_settings: &Settings<ChargingSettings>) -> Vec<homelab::Step> {
-        Vec::new()
+    /// `meters`: every configured entity readable, a number (a power where one is
+    /// expected) and reported within the sensor timeout; the settings' own rules.
+    fn diagnose_steps(settings: &Settings<ChargingSettings>) -> Vec<homelab::Step> {
+        let ha = HomeAssistant::from_settings(&settings.common);
+        let charging = settings.service.clone();
+        vec![homelab::Step::new("meters", async move {
+            if let Err(error) = charging.validate() {
+                return homelab::Check::fail(format!("{error:#}"));
+            }
+            let mut found = Vec::new();
+            for (entity, power) in charging.meter_entities() {
+                let state = match ha.get_state(entity).await {
+                    Ok(state) => state,
+                    Err(error) => return homelab::Check::fail(format!("{entity}: {error}")),
+                };
+                let Some(reading) = state.reading() else {
+                    return homelab::Check::fail(format!(
+                        "{entity} is {:?}, not a number",
+                        state.state
+                    ));
+                };
+                if power && reading.power_watts().is_none() {
+                    return homelab::Check::fail(format!(
+                        "{entity} is in {:?}, not W or kW",
+                        reading.unit
+                    ));
+                }
+                let age = state.age_seconds().unwrap_or(0.0);
+                if age > charging.smart_ev_sensor_timeout_seconds {
+                    return homelab::Check::warn(format!(
+                        "{entity} last reported {age:.0} s ago (limit {:.0} s): it counts as unavailable",
+                        charging.smart_ev_sensor_timeout_seconds
+                    ));
+                }
+                found.push(format!("{entity}={}", state.state));
+            }
+            homelab::Check::pass(found.join(", "))
+        })]
     }
 }
 
@@ -284,6 +347,7 @@ impl SmartEvCharging {
     /// The backstop: every watched entity over REST (their ages come from HA's
     /// `last_reported`, which has no event).
     async fn refresh(&self, ctx: &Context<ChargingSettings>, ha: &HomeAssistant) {
+        let mut failure = None;
         for entity in self
             .settings
             .watched_entities(&ctx.common().safe_mode_entity)
@@ -299,9 +363,11 @@ impl SmartEvCharging {
                 // HA away: the cached readings age until they are not believed.
                 Err(error) => {
                     tracing::warn!(entity_id = %entity, error = %error, "ha_refresh_failed");
+                    failure = Some(format!("HA unreachable: {error}"));
                 }
             }
         }
+        self.core().ha_problem = failure;
     }
 
     fn store_state(
@@ -429,8 +495,10 @@ impl SmartEvCharging {
             self.started + Duration::from_secs_f64(at + 0.02)
         });
         core.last = Some(decision.clone());
+        core.problems = assessed.problems.clone();
         let plan_active = mode == Mode::Smart && core.smart.plan().is_some();
         Outcome {
+            trusted: assessed.problems.is_empty() && core.ha_problem.is_none(),
             writes,
             mode,
             surplus_w: smart_ev_charging::control::surplus_w(
@@ -480,7 +548,10 @@ impl SmartEvCharging {
             );
         }
         self.publish(ctx, &outcome).await?;
-        ctx.touch_health();
+        // A cycle counts for the healthcheck only when it could trust its inputs.
+        if outcome.trusted {
+            ctx.touch_health();
+        }
         Ok(())
     }
 

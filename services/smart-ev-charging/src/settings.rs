@@ -196,6 +196,20 @@ impl ChargingSettings {
         }
     }
 
+    /// The meters and the wallbox current, each with whether it is a power.
+    pub fn meter_entities(&self) -> Vec<(&str, bool)> {
+        [
+            (self.smart_ev_grid_power_entity.as_str(), true),
+            (&self.smart_ev_ev_power_entity, true),
+            (&self.smart_ev_battery_power_entity, true),
+            (&self.smart_ev_battery_soc_entity, false),
+            (&self.smart_ev_wallbox_current_entity, false),
+        ]
+        .into_iter()
+        .filter(|(entity, _)| !entity.is_empty())
+        .collect()
+    }
+
     pub fn battery_configured(&self) -> bool {
         !self.smart_ev_battery_power_entity.is_empty()
     }

@@ -47,18 +47,34 @@ async fn wait_current(ha: &HomeAssistant, expected: f64, what: &str) {
     wait_current_within(ha, expected, Duration::from_secs(20), what).await;
 }
 
-/// `homelab_ha_requests_total` from the service's own `/metrics`.
-async fn ha_requests(http_port: u16) -> f64 {
+/// A GET on the service's own HTTP port: (status, body).
+async fn http_get(http_port: u16, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", http_port))
         .await
         .unwrap();
     stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+/// `homelab_ha_requests_total` from the service's own `/metrics`.
+async fn ha_requests(http_port: u16) -> f64 {
+    let (_, body) = http_get(http_port, "/metrics").await;
     body.lines()
         .find(|line| line.starts_with("homelab_ha_requests_total"))
         .and_then(|line| line.rsplit(' ').next())
@@ -98,6 +114,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
             .env("MQTT_PORT", broker.port().to_string())
             .env("DATA_DIR", data.path())
             .env("HTTP_PORT", http_port.to_string())
+            .env("HEARTBEAT_INTERVAL_SECONDS", "1")
             .env("HA_URL", core.url())
             .env("HA_TOKEN", core.token())
             .env("SMART_EV_GRID_POWER_ENTITY", "input_number.grid_power")
@@ -196,10 +213,26 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         "a frozen grid meter is a safe stop",
     )
     .await;
+    // The service says so: degraded with the reason, in /readyz and the heartbeat.
+    let (status, body) = http_get(http_port, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("grid meter frozen"), "{body}");
+    let mut heartbeats =
+        Probe::connect(broker.port(), &["homelab/smart-ev-charging/heartbeat"]).await;
+    let beat = heartbeats
+        .wait_for(
+            "homelab/smart-ev-charging/heartbeat",
+            Duration::from_secs(5),
+            |beat| beat["status"] == "degraded",
+        )
+        .await
+        .expect("no degraded heartbeat while the grid meter is frozen");
+    assert!(beat.to_string().contains("grid meter frozen"), "{beat}");
     // It moves again: believed again, charging resumes by itself.
     set(&ha, "input_number.wallbox_power", 0.0).await;
     set(&ha, "input_number.grid_power", 6000.0).await;
     wait_current_within(&ha, 8.0, REACTION * 3, "recovery when the meter is back").await;
+    assert_eq!(http_get(http_port, "/readyz").await.0, 200, "healthy again");
 
     // Heavy clouds: importing 6 kW while the car draws 5.5 kW leaves no solar share → stop.
     // (Importing only 3 kW would leave 2.4 kW for the car: enough for one phase.)
