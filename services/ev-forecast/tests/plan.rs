@@ -118,6 +118,11 @@ async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() 
         .wait_for(PLAN, Duration::from_secs(30), |_| true)
         .await
         .expect("a plan is published");
+    // What smart-ev-charging reads it as (the shared type), from the wire.
+    let typed: homelab::messages::ev_forecast::Plan = serde_json::from_value(plan.clone())
+        .unwrap_or_else(|error| panic!("the consumer cannot read the plan ({error}): {plan}"));
+    assert_eq!(typed.trips.len(), 3);
+    assert_eq!(Some(typed.trips[0].start), typed.deadline);
     let trips = plan["trips"].as_array().unwrap();
     assert_eq!(trips.len(), 3, "the malformed event is skipped: {plan}");
     assert_eq!(trips[0]["summary"], "Weekend trip");

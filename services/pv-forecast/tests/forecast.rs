@@ -90,6 +90,11 @@ async fn publishes_a_forecast_keeps_the_last_good_one_and_marks_it_stale() {
         .wait_for(UPDATED, Duration::from_secs(20), |v| v["stale"] == false)
         .await
         .expect("a forecast is published at start");
+    // What smart-ev-charging reads it as (the shared type), from the wire.
+    let typed: homelab::messages::pv_forecast::Updated = serde_json::from_value(first.clone())
+        .unwrap_or_else(|error| panic!("the consumer cannot read the forecast ({error}): {first}"));
+    assert_eq!(typed.today.len(), 24);
+    assert!(!typed.stale);
     assert_eq!(
         first["model"], "physical",
         "no history reachable: the physics"
