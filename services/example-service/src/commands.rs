@@ -33,26 +33,27 @@ pub(crate) struct UnknownCommand(pub(crate) String);
 pub(crate) struct RecentRequests(VecDeque<String>);
 
 impl RecentRequests {
-    /// `true` the first time `id` is seen.
-    fn first_time(&mut self, id: &str) -> bool {
-        if self.0.iter().any(|seen| seen == id) {
-            return false;
+    fn contains(&self, id: &str) -> bool {
+        self.0.iter().any(|seen| seen == id)
+    }
+
+    /// Remembers a request as answered: only once its reply is delivered, so that a
+    /// crash in between answers the redelivered request instead of ignoring it.
+    pub(crate) fn record(&mut self, id: &str) {
+        if self.contains(id) {
+            return;
         }
         if self.0.len() == REMEMBERED_REQUESTS {
             self.0.pop_front();
         }
         self.0.push_back(id.to_string());
-        true
     }
 }
 
-pub(crate) fn decide(
-    command: &Command,
-    recent: &mut RecentRequests,
-) -> Result<Reply, UnknownCommand> {
+pub(crate) fn decide(command: &Command, recent: &RecentRequests) -> Result<Reply, UnknownCommand> {
     match command.command.as_str() {
         "ping" => match &command.request_id {
-            Some(id) if !recent.first_time(id) => Ok(Reply::AlreadyAnswered),
+            Some(id) if recent.contains(id) => Ok(Reply::AlreadyAnswered),
             request_id => Ok(Reply::Pong {
                 request_id: request_id.clone(),
             }),
@@ -88,17 +89,25 @@ mod tests {
     fn a_ping_is_answered_once_per_request_id() {
         let mut recent = RecentRequests::default();
         assert_eq!(
-            decide(&ping(Some("r1")), &mut recent).unwrap(),
+            decide(&ping(Some("r1")), &recent).unwrap(),
             Reply::Pong {
                 request_id: Some("r1".into())
             }
         );
         assert_eq!(
-            decide(&ping(Some("r1")), &mut recent).unwrap(),
+            decide(&ping(Some("r1")), &recent).unwrap(),
+            Reply::Pong {
+                request_id: Some("r1".into())
+            },
+            "not answered yet (the pong was not delivered): answered again"
+        );
+        recent.record("r1");
+        assert_eq!(
+            decide(&ping(Some("r1")), &recent).unwrap(),
             Reply::AlreadyAnswered
         );
         assert_eq!(
-            decide(&ping(Some("r2")), &mut recent).unwrap(),
+            decide(&ping(Some("r2")), &recent).unwrap(),
             Reply::Pong {
                 request_id: Some("r2".into())
             }
@@ -107,10 +116,10 @@ mod tests {
 
     #[test]
     fn a_ping_without_id_is_always_answered() {
-        let mut recent = RecentRequests::default();
+        let recent = RecentRequests::default();
         for _ in 0..2 {
             assert_eq!(
-                decide(&ping(None), &mut recent).unwrap(),
+                decide(&ping(None), &recent).unwrap(),
                 Reply::Pong { request_id: None }
             );
         }
@@ -120,17 +129,17 @@ mod tests {
     fn only_the_latest_ids_are_remembered() {
         let mut recent = RecentRequests::default();
         for n in 0..=REMEMBERED_REQUESTS {
-            decide(&ping(Some(&n.to_string())), &mut recent).unwrap();
+            recent.record(&n.to_string());
         }
         // "0" was pushed out by the 257th id, so it counts as new again.
         assert_eq!(
-            decide(&ping(Some("0")), &mut recent).unwrap(),
+            decide(&ping(Some("0")), &recent).unwrap(),
             Reply::Pong {
                 request_id: Some("0".into())
             }
         );
         assert_eq!(
-            decide(&ping(Some("256")), &mut recent).unwrap(),
+            decide(&ping(Some("256")), &recent).unwrap(),
             Reply::AlreadyAnswered
         );
     }
@@ -141,7 +150,7 @@ mod tests {
             command: "reboot".into(),
             request_id: None,
         };
-        let error = decide(&command, &mut RecentRequests::default())
+        let error = decide(&command, &RecentRequests::default())
             .unwrap_err()
             .to_string();
         assert!(

@@ -136,18 +136,28 @@ impl ExampleService {
         ctx: &Context<ExampleSettings>,
         command: &Command,
     ) -> anyhow::Result<()> {
-        let reply = {
-            let mut state = self.state.lock().expect("poisoned");
-            let reply = commands::decide(command, &mut state.recent_requests)?;
-            if matches!(reply, Reply::Pong { .. }) {
-                state.pings_answered += 1;
-            }
-            reply
-        };
+        let reply = commands::decide(
+            command,
+            &self.state.lock().expect("poisoned").recent_requests,
+        )?;
         match reply {
             Reply::Pong { request_id } => {
                 ctx.publish("pong", &json!({"request_id": request_id}))
                     .await?;
+                // Recorded as answered only once the broker has the pong: a crash in
+                // between answers the redelivered ping again instead of never.
+                while !ctx.mqtt().flush(Duration::from_secs(5)).await {
+                    if ctx.shutdown().is_cancelled() {
+                        anyhow::bail!("shutting down before the pong was delivered");
+                    }
+                }
+                {
+                    let mut state = self.state.lock().expect("poisoned");
+                    state.pings_answered += 1;
+                    if let Some(id) = &request_id {
+                        state.recent_requests.record(id);
+                    }
+                }
                 tracing::info!(request_id = ?request_id, "ping_answered");
             }
             Reply::AlreadyAnswered => {

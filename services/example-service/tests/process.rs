@@ -482,3 +482,52 @@ async fn secrets_never_reach_logs_or_diagnose() {
         assert!(!shown.contains(value), "{name} leaked");
     }
 }
+
+/// Issue 12's figure: QoS 1 commands lost across 50 kill -9s of the service = 0.
+/// Pings arrive while the service starts, works and dies; a ping is acknowledged only
+/// after its pong reached the broker, so each one is answered at least once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_command_is_lost_across_50_kill_9s() {
+    let broker = Broker::start();
+    let sandbox = Sandbox::new();
+    let mut probe =
+        Probe::connect(broker.port(), &[HEARTBEAT, "homelab/example-service/pong"]).await;
+    let mut child = sandbox.start(broker.port(), &[]);
+    online(&mut probe).await; // its persistent session and subscription exist from here on
+    let mut sent = 0;
+    for round in 0..50u64 {
+        for _ in 0..10 {
+            probe
+                .publish_json(
+                    COMMANDS,
+                    &json!({"command": "ping", "request_id": sent.to_string()}),
+                )
+                .await;
+            sent += 1;
+        }
+        // Killed at a different moment each round: starting, handling, idle.
+        tokio::time::sleep(Duration::from_millis(20 + (round * 37) % 400)).await;
+        child.kill();
+        child = sandbox.start(broker.port(), &[]);
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.len() < sent && Instant::now() < deadline {
+        let Some(message) = probe.next(Duration::from_secs(5)).await else {
+            continue;
+        };
+        if message.topic.ends_with("/pong") {
+            if let Some(id) = message.json()["request_id"].as_str() {
+                answered.insert(id.parse::<usize>().unwrap());
+            }
+        }
+    }
+    let lost: Vec<usize> = (0..sent).filter(|id| !answered.contains(id)).collect();
+    println!(
+        "{sent} pings across 50 kill -9s: {} answered, lost {lost:?}",
+        answered.len()
+    );
+    assert!(lost.is_empty(), "pings never answered: {lost:?}");
+    child.signal(Signal::SIGTERM);
+    assert!(stderr_of(child).0.success());
+}

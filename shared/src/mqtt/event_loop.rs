@@ -121,7 +121,9 @@ impl EventLoopTask {
 
     fn route(&self, publish: Publish) {
         self.shared.metrics.count_in();
-        let incoming = Incoming::new(publish.topic, publish.payload);
+        let ack = std::sync::Arc::new(super::AckOnDrop::new(self.client.clone(), &publish));
+        let mut incoming = Incoming::new(publish.topic, publish.payload);
+        incoming.ack = Some(ack);
         let mut delivered = false;
         for route in self.shared.routes.lock().expect("poisoned").iter() {
             if rumqttc::matches(&incoming.topic, &route.filter) {

@@ -97,6 +97,8 @@ impl MqttConfig {
         options
             .set_keep_alive(self.keep_alive)
             .set_clean_session(self.clean_session)
+            // A command is acknowledged after its handler finished, not on arrival.
+            .set_manual_acks(true)
             .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_MESSAGE_BYTES);
         if !self.username.is_empty() {
             options.set_credentials(&self.username, self.password.expose());
@@ -145,6 +147,39 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// hands it back on every reconnect. Kept small enough for a 32 MiB container.
 const MAX_INCOMING_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
+/// Acknowledges a received QoS 1 publish when the last copy of it is dropped: after
+/// every subscription it matched has handled it (or dead-lettered it). A service that
+/// dies before that gets it again from its persistent session.
+pub(crate) struct AckOnDrop {
+    client: AsyncClient,
+    publish: rumqttc::Publish,
+}
+
+impl AckOnDrop {
+    pub(crate) fn new(client: AsyncClient, publish: &rumqttc::Publish) -> Self {
+        let mut publish = publish.clone();
+        publish.payload = Bytes::new(); // only its packet id and QoS are needed
+        Self { client, publish }
+    }
+}
+
+impl Drop for AckOnDrop {
+    fn drop(&mut self) {
+        if let Err(error) = self.client.try_ack(&self.publish) {
+            // The broker sends it again after the next reconnect: at least once still holds.
+            tracing::warn!(topic = %self.publish.topic, error = %error, "mqtt_ack_failed");
+        }
+    }
+}
+
+impl std::fmt::Debug for AckOnDrop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckOnDrop")
+            .field("pkid", &self.publish.pkid)
+            .finish()
+    }
+}
+
 /// A received publish on its way to a subscription's worker.
 #[derive(Clone, Debug)]
 pub(crate) struct Incoming {
@@ -154,6 +189,8 @@ pub(crate) struct Incoming {
     /// The payload's size as received.
     pub(crate) size: usize,
     pub(crate) received: Instant,
+    /// Sends the PUBACK once every copy is handled.
+    pub(crate) ack: Option<Arc<AckOnDrop>>,
 }
 
 impl Incoming {
@@ -168,6 +205,7 @@ impl Incoming {
             },
             size,
             received: Instant::now(),
+            ack: None,
         }
     }
 
@@ -418,6 +456,24 @@ impl Mqtt {
         tokio::spawn(worker.run(receiver, decode, handler));
         self.client.subscribe(filter, qos).await?;
         Ok(())
+    }
+
+    /// Waits until everything published so far has been written and acknowledged by
+    /// the broker, at most `timeout`; whether it was. A handler that records a command
+    /// as done calls this first, so that a crash cannot lose the reply it sent.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let target = self.shared.metrics.messages_out();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let written = self.shared.publishes_written.load(Ordering::Acquire) >= target;
+            if written && self.shared.unacknowledged.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Sends DISCONNECT (so the broker does not publish the last will) and waits for
