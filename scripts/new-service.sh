@@ -43,6 +43,7 @@ pascal=""
 IFS='-' read -ra words <<<"$stem"
 for word in "${words[@]}"; do pascal+="${word^}"; done
 crate_snake="${name//-/_}"
+password_var="MQTT_PASSWORD_${crate_snake^^}"
 
 cp -r "$template" "services/$name"
 rm -rf "services/$name/target"
@@ -65,6 +66,10 @@ compose_block="  $name:
       args:
         SERVICE: $name
     image: homelab/$name:latest
+    environment:
+      <<: *service-env
+      MQTT_USERNAME: $name
+      MQTT_PASSWORD: \${$password_var:?set $password_var in .env (scripts/mqtt-users.sh)}
     volumes:
       - ${snake}_data:/app/data
     mem_limit: 32m
@@ -79,7 +84,8 @@ insert_above() { # file marker text
 }
 insert_above docker-compose.yml "# new-service.sh inserts new services above this line" "$compose_block"
 insert_above docker-compose.yml "# new-service.sh inserts new volumes above this line" "  ${snake}_data:"
-printf '\n# --- %s %s\n%s_INTERVAL_SECONDS=30\n' "$name" "$(printf -- '-%.0s' $(seq $((75 - ${#name}))))" "$upper" >>.env.example
+printf '\n# --- %s %s\n%s_INTERVAL_SECONDS=30\n# Its broker identity (see MQTT_PASSWORD_* above)\n%s=change-me-%s\n' \
+  "$name" "$(printf -- '-%.0s' $(seq $((75 - ${#name}))))" "$upper" "$password_var" "$name" >>.env.example
 
 cat <<DONE
 created services/$name (struct ${pascal}Service, settings ${upper}_*)

@@ -132,6 +132,7 @@ cat services/sim-home/demo.env.example >>"$stack/.env"
 set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user" "MQTT_PASSWORD=$mqtt_password" \
   "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
   "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60"
+scripts/mqtt-users.sh "$stack/.env" >/dev/null # every service its own random broker password
 compose build >"$work/build.log" 2>&1 || { tail -60 "$work/build.log"; fail "compose build failed"; }
 figure "service images, first build: $((SECONDS - phase_started)) s"
 phase_started=$SECONDS
@@ -192,6 +193,17 @@ if compose exec -T mqtt mosquitto_sub -h 127.0.0.1 -u "$mqtt_user" -P wrong -t '
   fail "a wrong password was let in"
 fi
 pass "wrong password refused"
+# One identity per service: pv-forecast's may not fake another service's heartbeat.
+pv_password="$(sed -n 's/^MQTT_PASSWORD_PV_FORECAST=//p' "$stack/.env")"
+compose exec -T mqtt mosquitto_pub -h 127.0.0.1 -u pv-forecast -P "$pv_password" -q 1 -r \
+  -t homelab/smart-ev-charging/heartbeat -m '{"service":"smart-ev-charging","status":"offline","reason":"faked"}' \
+  >/dev/null 2>&1 || true
+if heartbeats 3 | grep -q "^smart-ev-charging offline"; then
+  fail "pv-forecast's identity faked smart-ev-charging's heartbeat"
+fi
+grep -q "password file written for user $mqtt_user and .*smart-ev-charging" <(compose logs --no-color mqtt 2>&1) \
+  || fail "the broker did not create the services' own identities"
+pass "a service cannot publish as another: pv-forecast's fake offline heartbeat for smart-ev-charging dropped by the ACL"
 
 phase "diagnose --json inside every container"
 for service in "${services[@]}"; do

@@ -217,6 +217,26 @@ fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
             "{name}: the Dockerfile builds the service named by SERVICE"
         );
         assert_eq!(at("env_file").as_str(), Some(".env"), "{name}");
+        // Its own broker identity, which the broker's ACL lets publish only as itself.
+        let environment = at("environment");
+        assert_eq!(environment["MQTT_HOST"].as_str(), Some("mqtt"), "{name}");
+        assert_eq!(
+            environment["MQTT_USERNAME"].as_str(),
+            Some(name.as_str()),
+            "{name}"
+        );
+        let password_var = format!("MQTT_PASSWORD_{}", name.to_uppercase().replace('-', "_"));
+        assert!(
+            environment["MQTT_PASSWORD"]
+                .as_str()
+                .is_some_and(|value| value.starts_with(&format!("${{{password_var}:?"))),
+            "{name}: MQTT_PASSWORD must come from {password_var}, required"
+        );
+        let example = std::fs::read_to_string(repo_root().join(".env.example")).unwrap();
+        assert!(
+            example.contains(&format!("\n{password_var}=")),
+            "{name}: {password_var} is not in .env.example"
+        );
         assert_eq!(at("restart").as_str(), Some("unless-stopped"), "{name}");
         assert_eq!(at("read_only").as_bool(), Some(true), "{name}");
         assert!(

@@ -307,3 +307,158 @@ async fn the_broker_keeps_ten_thousand_messages_for_a_service_that_is_away() {
         "{count} of {sent} delivered: the queue should keep 10,000 and drop the newest beyond"
     );
 }
+
+/// Connects as `user`, publishes each topic at QoS 1 and returns once the broker
+/// acknowledged them all (a refused publish is acknowledged too, then dropped).
+async fn publish_as(port: u16, user: &str, password: &str, topics: &[&str]) {
+    let mut options = MqttOptions::new(format!("{user}-{}", free_port()), "127.0.0.1", port);
+    options.set_credentials(user, password);
+    let (client, mut event_loop) = AsyncClient::new(options, 100);
+    for topic in topics {
+        client
+            .publish(*topic, QoS::AtLeastOnce, false, format!("from {user}"))
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while acked < topics.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{user}: the broker did not acknowledge"
+        );
+        match tokio::time::timeout(Duration::from_secs(5), event_loop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_identity_publishes_only_as_itself_and_only_command_givers_send_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port);
+    let _broker = start(
+        dir.path(),
+        port,
+        &[
+            ("MQTT_USERNAME", "homelab"),
+            ("MQTT_PASSWORD", "admin-secret"),
+            ("MQTT_PASSWORD_SMART_EV_CHARGING", "charging-secret"),
+            ("MQTT_PASSWORD_PV_FORECAST", "pv-secret"),
+            ("MQTT_PASSWORD_HOMEASSISTANT", "ha-secret"),
+            ("MQTT_PASSWORD_UNUSED", ""),
+        ],
+    );
+    let acl = std::fs::read_to_string(dir.path().join("data/acl")).unwrap();
+    assert!(
+        !acl.contains("user unused"),
+        "an empty password makes no identity:\n{acl}"
+    );
+    assert!(connect(port, Some(("smart-ev-charging", "pv-secret")))
+        .await
+        .is_err());
+
+    // What the admin account sees is what the broker let through.
+    let (_watcher, mut seen) = topic_watcher(port, "#").await;
+    // pv-forecast reads every service's topics.
+    let (_reader, mut read_by_pv) =
+        topic_watcher_as(port, "pv-forecast", "pv-secret", "homelab/#").await;
+
+    let allowed_charging = [
+        "homelab/smart-ev-charging/heartbeat",
+        "homelab/smart-ev-charging/entity/mode/state",
+        "homelab/errors/smart-ev-charging",
+        "homeassistant/sensor/homelab_smart_ev_charging/target_current/config",
+    ];
+    let refused_charging = [
+        "homelab/pv-forecast/heartbeat",        // a fake heartbeat
+        "homelab/pv-forecast/entity/model/set", // a command to another service
+        "homelab/errors/pv-forecast",
+        "homeassistant/sensor/homelab_pv_forecast/today_total/config",
+        "homeassistant/status",
+    ];
+    let allowed_ha = [
+        "homelab/smart-ev-charging/entity/mode/set",
+        "homeassistant/status",
+    ];
+    let refused_ha = [
+        "homelab/smart-ev-charging/heartbeat",
+        "homelab/smart-ev-charging/status",
+    ];
+    let mut all = allowed_charging.to_vec();
+    all.extend(refused_charging);
+    publish_as(port, "smart-ev-charging", "charging-secret", &all).await;
+    let mut all = allowed_ha.to_vec();
+    all.extend(refused_ha);
+    publish_as(port, "homeassistant", "ha-secret", &all).await;
+    publish_as(port, "homelab", "admin-secret", &["homelab/admin/marker"]).await;
+
+    let mut got = Vec::new();
+    while let Ok(Some(topic)) = tokio::time::timeout(Duration::from_secs(3), seen.recv()).await {
+        if topic == "homelab/admin/marker" {
+            break;
+        }
+        got.push(topic);
+    }
+    let mut expected: Vec<String> = allowed_charging
+        .iter()
+        .chain(&allowed_ha)
+        .map(|t| t.to_string())
+        .collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "exactly the allowed publishes get through:\n{acl}"
+    );
+    let read = read_by_pv.recv().await.unwrap();
+    assert_eq!(
+        read, "homelab/smart-ev-charging/heartbeat",
+        "services read each other"
+    );
+}
+
+async fn topic_watcher(
+    port: u16,
+    filter: &str,
+) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    topic_watcher_as(port, "homelab", "admin-secret", filter).await
+}
+
+/// Subscribes as `user` and hands over the topic of every publish, in order.
+async fn topic_watcher_as(
+    port: u16,
+    user: &str,
+    password: &str,
+    filter: &str,
+) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut options = MqttOptions::new(format!("watch-{}", free_port()), "127.0.0.1", port);
+    options.set_credentials(user, password);
+    let (client, mut event_loop) = AsyncClient::new(options, 10);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    tokio::spawn(async move {
+        loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    ready_tx.take().map(|tx| tx.send(()));
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let _ = sender.send(publish.topic);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(5), ready)
+        .await
+        .expect("no SUBACK")
+        .unwrap();
+    (client, receiver)
+}

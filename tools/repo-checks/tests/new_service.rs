@@ -123,6 +123,12 @@ fn a_scaffolded_service_builds_passes_its_tests_and_answers_diagnose() {
     assert!(compose.contains("  garage-door:\n    <<: *service\n"));
     assert!(compose.contains("      args:\n        SERVICE: garage-door\n"));
     assert!(compose.contains("  garage_door_data:\n"));
+    assert!(
+        compose.contains("      MQTT_USERNAME: garage-door\n")
+            && compose.contains("${MQTT_PASSWORD_GARAGE_DOOR:?"),
+        "its own broker identity"
+    );
+    assert!(env_example.contains("\nMQTT_PASSWORD_GARAGE_DOOR=change-me-garage-door\n"));
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = nested_target_dir();
