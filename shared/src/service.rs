@@ -125,7 +125,7 @@ impl<S> Context<S> {
         mqtt: Mqtt,
         shutdown: CancellationToken,
     ) -> Self {
-        let ha = HomeAssistant::from_settings(&settings.common);
+        let ha = HomeAssistant::from_settings_until(&settings.common, shutdown.clone());
         let influx = Influx::from_settings(&settings.common);
         Self {
             name,

@@ -17,6 +17,17 @@ pub struct WebError {
     transient: bool,
 }
 
+impl From<crate::retry::Cancelled> for WebError {
+    fn from(cancelled: crate::retry::Cancelled) -> Self {
+        Self {
+            url: cancelled.operation,
+            status: None,
+            message: "cancelled by shutdown".into(),
+            transient: false,
+        }
+    }
+}
+
 impl WebError {
     /// Timeouts, refused connections, 5xx and 429: a later try may work.
     pub fn is_transient(&self) -> bool {
@@ -48,6 +59,12 @@ impl WebClient {
             .build()
             .expect("a reqwest client with these options always builds");
         Self { http, retry }
+    }
+
+    /// The same client, its calls ended by `shutdown` (the service's token).
+    pub fn until(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        self.retry = self.retry.cancelled_by(shutdown);
+        self
     }
 
     async fn get_once(&self, url: &str) -> Result<String, WebError> {

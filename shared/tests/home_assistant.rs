@@ -186,10 +186,16 @@ async fn the_client_against_a_real_home_assistant() {
 
     // HA restarts: the subscription comes back by itself and events flow again.
     core.restart().await;
+    let back_at = std::time::Instant::now();
     changes
         .wait_subscribed(2, Duration::from_secs(120))
         .await
         .expect("not re-subscribed after the restart");
+    // Attempts are at most 5 s apart plus up to as much jitter: HA's answer is not
+    // left waiting for half a minute.
+    let resubscribed = back_at.elapsed();
+    println!("re-subscribed {resubscribed:?} after HA answered again");
+    assert!(resubscribed < Duration::from_secs(11), "{resubscribed:?}");
     ha.call_service(
         "input_number",
         "set_value",

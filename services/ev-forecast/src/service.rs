@@ -184,7 +184,8 @@ impl Service for EvForecastService {
                 "homelab-ev-forecast/",
                 env!("CARGO_PKG_VERSION"),
                 " (home automation; one query per new address)"
-            )),
+            ))
+            .until(ctx.shutdown().clone()),
             cache_store,
             cache: Mutex::new(cache),
             calendars: Mutex::new(vec![None; calendars]),

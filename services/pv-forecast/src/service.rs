@@ -147,7 +147,8 @@ impl Service for PvForecastService {
             settings,
             site,
             zone,
-            web: WebClient::new(concat!("homelab-pv-forecast/", env!("CARGO_PKG_VERSION"))),
+            web: WebClient::new(concat!("homelab-pv-forecast/", env!("CARGO_PKG_VERSION")))
+                .until(ctx.shutdown().clone()),
             store,
             state: Mutex::new(state),
             last_error: Mutex::new(None),

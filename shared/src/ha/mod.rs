@@ -39,6 +39,12 @@ pub struct HaError {
     pub message: String,
 }
 
+impl From<crate::retry::Cancelled> for HaError {
+    fn from(cancelled: crate::retry::Cancelled) -> Self {
+        Self::permanent(&cancelled.operation, "cancelled by shutdown")
+    }
+}
+
 impl HaError {
     pub fn is_transient(&self) -> bool {
         self.kind == HaErrorKind::Transient
@@ -244,6 +250,22 @@ impl HomeAssistant {
 
     pub fn from_settings(settings: &crate::CommonSettings) -> Self {
         Self::new(&settings.ha_url, settings.ha_token.clone())
+    }
+
+    /// Like [`HomeAssistant::from_settings`], its calls ended by `shutdown`.
+    pub fn from_settings_until(
+        settings: &crate::CommonSettings,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Self::with_retry(
+            &settings.ha_url,
+            settings.ha_token.clone(),
+            RetryPolicy {
+                max_attempts: 3,
+                ..RetryPolicy::default()
+            }
+            .cancelled_by(shutdown),
+        )
     }
 
     pub fn url(&self) -> &str {

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 const QUIET_BEFORE_PING: Duration = Duration::from_secs(30);
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// HA back after a restart is noticed within this (plus the jitter).
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 const SUBSCRIPTION_ID: u64 = 1;
 
 /// One `state_changed` event.
@@ -92,12 +93,18 @@ pub(super) fn subscribe(
     );
     let filter: HashSet<String> = entity_ids.into_iter().collect();
     tokio::spawn(async move {
-        let mut delay = FIRST_RETRY_DELAY;
+        let mut delays = crate::retry::reconnect_delays(FIRST_RETRY_DELAY, MAX_RETRY_DELAY);
         loop {
+            let before = *subscribed_tx.borrow();
             let ended = tokio::select! {
                 () = stop.cancelled() => return,
-                ended = session(&url, &token, &filter, &changes_tx, &subscribed_tx, &mut delay) => ended,
+                ended = session(&url, &token, &filter, &changes_tx, &subscribed_tx) => ended,
             };
+            if *subscribed_tx.borrow() > before {
+                // It worked for a while: the next loss starts from the first delay again.
+                delays = crate::retry::reconnect_delays(FIRST_RETRY_DELAY, MAX_RETRY_DELAY);
+            }
+            let delay = delays.next().unwrap_or(MAX_RETRY_DELAY);
             match ended {
                 SessionEnd::AuthInvalid(reason) => {
                     tracing::error!(url = %crate::secret::redact_url(&url), reason = %reason, "ha_websocket_auth_failed");
@@ -118,7 +125,6 @@ pub(super) fn subscribe(
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(MAX_RETRY_DELAY);
         }
     });
     Subscription {
@@ -158,7 +164,6 @@ async fn session(
     filter: &HashSet<String>,
     changes: &mpsc::Sender<StateChange>,
     subscribed: &watch::Sender<u64>,
-    delay: &mut Duration,
 ) -> SessionEnd {
     let connected = tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async(url)).await;
     let mut socket = match connected {
@@ -171,7 +176,6 @@ async fn session(
         Err(end) => return end,
     }
     subscribed.send_modify(|count| *count += 1);
-    *delay = FIRST_RETRY_DELAY;
     tracing::info!(
         url = %crate::secret::redact_url(url),
         entities = filter.len(),

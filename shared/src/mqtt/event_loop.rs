@@ -14,17 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 
-/// Delays between connection attempts: doubling from 250 ms up to `max`, plus a random
-/// jitter of up to as much again, so that the services do not all knock at the same
-/// instant when the broker comes back.
 fn reconnect_delays(max: Duration) -> impl Iterator<Item = Duration> {
-    use backon::BackoffBuilder;
-    backon::ExponentialBuilder::default()
-        .with_min_delay(FIRST_RETRY_DELAY)
-        .with_max_delay(max)
-        .with_jitter()
-        .without_max_times()
-        .build()
+    crate::retry::reconnect_delays(FIRST_RETRY_DELAY, max)
 }
 /// Messages nobody subscribed to yet are kept this long, at most this many.
 const UNROUTED_TTL: Duration = Duration::from_secs(60);
