@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// On disk: `{"saved_at": "...", "state": {...}}`.
 #[derive(Serialize, Deserialize)]
@@ -32,6 +34,8 @@ pub enum StateError {
     },
     #[error("cannot serialize state: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("state write task failed: {0}")]
+    Task(String),
 }
 
 /// Temp files of [`StateStore::save`]: `.state-XXXXXX.tmp` beside the state file.
@@ -43,7 +47,26 @@ const INTERRUPTED_WRITE_AGE: std::time::Duration = std::time::Duration::from_sec
 #[derive(Debug, Clone)]
 pub struct StateStore<T> {
     path: PathBuf,
+    /// Snapshots are numbered when taken; a write never replaces a newer one.
+    order: Arc<WriteOrder>,
     _state: PhantomData<fn() -> T>,
+}
+
+#[derive(Debug, Default)]
+struct WriteOrder {
+    taken: AtomicU64,
+    written: Mutex<u64>,
+}
+
+/// The state serialized at one moment (under the caller's lock), to be written off the
+/// async workers by [`Snapshot::write`].
+#[must_use = "a snapshot is only saved by write()"]
+pub struct Snapshot {
+    path: PathBuf,
+    folder: PathBuf,
+    bytes: Vec<u8>,
+    number: u64,
+    order: Arc<WriteOrder>,
 }
 
 impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
@@ -55,6 +78,7 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
     pub fn at(path: PathBuf) -> Self {
         Self {
             path,
+            order: Arc::default(),
             _state: PhantomData,
         }
     }
@@ -154,32 +178,67 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
         }
     }
 
-    /// Writes a temp file in the same folder, fsyncs it, renames it over the old file
-    /// and fsyncs the folder: a crash leaves either the old or the new state, never half.
-    pub fn save(&self, state: &T) -> Result<(), StateError> {
+    /// Serializes `state` now; [`Snapshot::write`] puts it on disk later.
+    pub fn snapshot(&self, state: &T) -> Result<Snapshot, StateError> {
         let on_disk = OnDisk {
             saved_at: Utc::now(),
             state,
         };
-        let bytes = serde_json::to_vec_pretty(&on_disk)?;
-        let folder = self.folder();
+        Ok(Snapshot {
+            path: self.path.clone(),
+            folder: self.folder().to_path_buf(),
+            bytes: serde_json::to_vec_pretty(&on_disk)?,
+            number: self.order.taken.fetch_add(1, Ordering::SeqCst) + 1,
+            order: self.order.clone(),
+        })
+    }
+
+    /// Saves from async code: serialized here, written on the blocking pool (fsync
+    /// never stalls an async worker). Take the snapshot under your lock, then await.
+    pub async fn save_async(&self, state: &T) -> Result<(), StateError> {
+        self.snapshot(state)?.write().await
+    }
+
+    /// Saves from plain (blocking) code; see [`Snapshot::write_blocking`].
+    pub fn save(&self, state: &T) -> Result<(), StateError> {
+        self.snapshot(state)?.write_blocking()
+    }
+}
+
+impl Snapshot {
+    /// Writes on the blocking pool.
+    pub async fn write(self) -> Result<(), StateError> {
+        tokio::task::spawn_blocking(move || self.write_blocking())
+            .await
+            .map_err(|error| StateError::Task(error.to_string()))?
+    }
+
+    /// Writes a temp file in the same folder, fsyncs it, renames it over the old file
+    /// and fsyncs the folder: a crash leaves either the old or the new state, never half.
+    /// A snapshot older than the one already written is skipped.
+    pub fn write_blocking(self) -> Result<(), StateError> {
+        let mut written = self.order.written.lock().expect("poisoned");
+        if *written > self.number {
+            return Ok(());
+        }
         let write_error = |source| StateError::Write {
             path: self.path.clone(),
             source,
         };
-        std::fs::create_dir_all(folder).map_err(write_error)?;
+        std::fs::create_dir_all(&self.folder).map_err(write_error)?;
         let mut temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .suffix(TEMP_SUFFIX)
-            .tempfile_in(folder)
+            .tempfile_in(&self.folder)
             .map_err(write_error)?;
-        temp.write_all(&bytes).map_err(write_error)?;
+        temp.write_all(&self.bytes).map_err(write_error)?;
         temp.as_file().sync_all().map_err(write_error)?;
         temp.persist(&self.path)
             .map_err(|error| write_error(error.error))?;
-        if let Ok(dir) = std::fs::File::open(folder) {
+        if let Ok(dir) = std::fs::File::open(&self.folder) {
             let _ = dir.sync_all();
         }
+        *written = self.number;
         Ok(())
     }
 }
@@ -276,5 +335,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(store.load().state, Counter::default());
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_written_off_the_workers_and_never_over_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::<Counter>::new(dir.path());
+        let older = store.snapshot(&Counter { cycles: 1 }).unwrap();
+        let newer = store.snapshot(&Counter { cycles: 2 }).unwrap();
+        newer.write().await.unwrap();
+        older.write().await.unwrap();
+        assert_eq!(
+            store.load().state,
+            Counter { cycles: 2 },
+            "the older snapshot lost"
+        );
+        store.save_async(&Counter { cycles: 3 }).await.unwrap();
+        assert_eq!(store.load().state, Counter { cycles: 3 });
     }
 }

@@ -358,9 +358,12 @@ impl EvForecastService {
                 tokio::time::sleep(Duration::from_millis(1100)).await;
                 match answer {
                     Ok(place) => {
-                        let mut cache = self.cache.lock().expect("poisoned");
-                        cache.insert(destination, place);
-                        if let Err(error) = self.cache_store.save(&cache) {
+                        let snapshot = {
+                            let mut cache = self.cache.lock().expect("poisoned");
+                            cache.insert(destination, place);
+                            self.cache_store.snapshot(&cache)
+                        };
+                        if let Err(error) = async { snapshot?.write().await }.await {
                             tracing::warn!(error = %error, "geocode_cache_save_failed");
                         }
                         if place.is_none() {

@@ -124,7 +124,7 @@ impl ExampleService {
         };
         ctx.publish("tick", &json!({"cycle": cycle, "pings_answered": pings}))
             .await?;
-        self.save();
+        self.save().await;
         *self.last_cycle.lock().expect("poisoned") = Some(Instant::now());
         ctx.touch_health();
         tracing::debug!(cycle, "cycle_completed");
@@ -165,13 +165,14 @@ impl ExampleService {
             }
         }
         // Saved after every command so that a redelivery after a restart is still recognised.
-        self.save();
+        self.save().await;
         Ok(())
     }
 
-    fn save(&self) {
-        let state = self.state.lock().expect("poisoned");
-        if let Err(error) = self.store.save(&state) {
+    /// Snapshot under the lock, written off the async workers.
+    async fn save(&self) {
+        let snapshot = self.store.snapshot(&self.state.lock().expect("poisoned"));
+        if let Err(error) = async { snapshot?.write().await }.await {
             tracing::warn!(error = %error, "state_save_failed");
         }
     }

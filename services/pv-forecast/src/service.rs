@@ -247,15 +247,13 @@ impl PvForecastService {
         let now = Utc::now();
         match self.fetch_weather(0).await {
             Ok(hours) => {
-                let forecast = {
+                let (forecast, snapshot) = {
                     let mut state = self.state.lock().expect("poisoned");
                     let forecast = Forecast::make(&self.site, &state.model, &hours, now, self.zone);
                     state.forecast = Some(forecast.clone());
-                    if let Err(error) = self.store.save(&state) {
-                        tracing::warn!(error = %error, "state_save_failed");
-                    }
-                    forecast
+                    (forecast, self.store.snapshot(&state))
                 };
+                save_snapshot(snapshot).await;
                 *self.last_error.lock().expect("poisoned") = None;
                 tracing::info!(today_kwh = forecast.today_kwh, tomorrow_kwh = forecast.tomorrow_kwh, model = %forecast.model, "forecast_refreshed");
                 ctx.touch_health();
@@ -369,11 +367,19 @@ impl PvForecastService {
             &serde_json::json!({"kind": model.kind(), "report": report, "samples": samples.len()}),
         )
         .await?;
-        let mut state = self.state.lock().expect("poisoned");
-        state.model = model;
-        if let Err(error) = self.store.save(&state) {
-            tracing::warn!(error = %error, "state_save_failed");
-        }
+        let snapshot = {
+            let mut state = self.state.lock().expect("poisoned");
+            state.model = model;
+            self.store.snapshot(&state)
+        };
+        save_snapshot(snapshot).await;
         Ok(())
+    }
+}
+
+/// Writes a state snapshot taken under the lock, off the async workers.
+async fn save_snapshot(snapshot: Result<homelab::state::Snapshot, homelab::state::StateError>) {
+    if let Err(error) = async { snapshot?.write().await }.await {
+        tracing::warn!(error = %error, "state_save_failed");
     }
 }

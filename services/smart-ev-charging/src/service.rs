@@ -278,8 +278,11 @@ impl SmartEvCharging {
                         let mode = Mode::parse(&message.payload).map_err(anyhow::Error::msg)?;
                         *service.mode.lock().expect("poisoned") = mode;
                         service.wake.notify_one();
-                        if let Err(error) = service.store.save(&ChargingState { mode: Some(mode) })
-                        {
+                        let saved = service
+                            .store
+                            .save_async(&ChargingState { mode: Some(mode) })
+                            .await;
+                        if let Err(error) = saved {
                             tracing::warn!(error = %error, "state_save_failed");
                         }
                         tracing::info!(mode = mode.as_str(), "mode_changed");
