@@ -148,6 +148,14 @@ pub fn render_metrics(state: &HttpState) -> String {
     for (name, help, value) in counters {
         family(&mut out, name, "counter", help, &labels, value as f64);
     }
+    family(
+        &mut out,
+        "homelab_mqtt_backlog",
+        "gauge",
+        "Messages received and waiting for their handler.",
+        &labels,
+        mqtt.backlog() as f64,
+    );
     let connected = if state.mqtt.is_connected() { 1.0 } else { 0.0 };
     family(
         &mut out,

@@ -284,6 +284,8 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         Err(error) => Err(error.context("service start-up failed")),
     };
     shutdown.cancel();
+    // A command being handled is finished (and acknowledged); queued ones come again.
+    mqtt.finish_handlers(Duration::from_secs(3)).await;
     if let Some(http) = http_task {
         // Its graceful shutdown waits for requests in flight; a stuck one is not waited for.
         let _ = tokio::time::timeout(Duration::from_secs(2), http).await;

@@ -531,3 +531,46 @@ async fn no_command_is_lost_across_50_kill_9s() {
     child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());
 }
+
+/// A graceful stop with commands still queued: the one being handled is finished,
+/// the queued ones are not acknowledged, and the next start answers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_at_a_graceful_stop_are_answered_after_the_restart() {
+    let broker = Broker::start();
+    let sandbox = Sandbox::new();
+    let mut probe =
+        Probe::connect(broker.port(), &[HEARTBEAT, "homelab/example-service/pong"]).await;
+    let child = sandbox.start(broker.port(), &[]);
+    online(&mut probe).await;
+    for id in 0..200 {
+        probe
+            .publish_json(
+                COMMANDS,
+                &json!({"command": "ping", "request_id": id.to_string()}),
+            )
+            .await;
+    }
+    // Stopped while it works through them: some answered, some received and queued.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    child.signal(Signal::SIGTERM);
+    assert!(stderr_of(child).0.success());
+    let mut answered = std::collections::BTreeSet::new();
+    for message in probe.drain(Duration::from_millis(300)).await {
+        if message.topic.ends_with("/pong") {
+            answered.insert(message.json()["request_id"].as_str().unwrap().to_string());
+        }
+    }
+    println!("answered before the stop: {}", answered.len());
+    let child = sandbox.start(broker.port(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.len() < 200 && Instant::now() < deadline {
+        if let Some(message) = probe.next(Duration::from_secs(5)).await {
+            if message.topic.ends_with("/pong") {
+                answered.insert(message.json()["request_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(answered.len(), 200, "pings lost across a graceful restart");
+    child.signal(Signal::SIGTERM);
+    assert!(stderr_of(child).0.success());
+}

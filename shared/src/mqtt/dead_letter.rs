@@ -77,8 +77,18 @@ impl Worker {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        while let Some(incoming) = receiver.recv().await {
+        loop {
+            let incoming = tokio::select! {
+                biased;
+                () = self.shared.stop_taking.cancelled() => return,
+                incoming = receiver.recv() => match incoming {
+                    Some(incoming) => incoming,
+                    None => return,
+                },
+            };
+            self.shared.metrics.dequeued();
             self.handle(&incoming, decode, &handler).await;
+            incoming.mark_handled();
         }
     }
 

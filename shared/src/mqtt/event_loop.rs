@@ -117,8 +117,10 @@ impl EventLoopTask {
         incoming.ack = Some(ack);
         let mut delivered = false;
         for route in self.shared.routes.lock().expect("poisoned").iter() {
-            if rumqttc::matches(&incoming.topic, &route.filter) {
-                let _ = route.sender.send(incoming.clone());
+            if rumqttc::matches(&incoming.topic, &route.filter)
+                && route.sender.send(incoming.clone()).is_ok()
+            {
+                self.shared.metrics.queued();
                 delivered = true;
             }
         }
@@ -126,7 +128,14 @@ impl EventLoopTask {
             return;
         }
         let mut unrouted = self.shared.unrouted.lock().expect("poisoned");
-        unrouted.retain(|message| message.received.elapsed() < UNROUTED_TTL);
+        unrouted.retain(|message| {
+            let fresh = message.received.elapsed() < UNROUTED_TTL;
+            if !fresh {
+                // Nobody subscribes to it: acknowledged, or it would come back forever.
+                message.mark_handled();
+            }
+            fresh
+        });
         if unrouted.len() < UNROUTED_LIMIT {
             unrouted.push(incoming);
         } else {

@@ -1,6 +1,6 @@
 //! Counters of the MQTT path, for the heartbeat and (later) `/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct MqttMetrics {
@@ -9,6 +9,7 @@ pub struct MqttMetrics {
     handler_errors: AtomicU64,
     dead_letters: AtomicU64,
     reconnects: AtomicU64,
+    backlog: AtomicI64,
 }
 
 impl MqttMetrics {
@@ -27,6 +28,11 @@ impl MqttMetrics {
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
+    /// Messages received and waiting for their subscription's handler. QoS 1 ones are
+    /// bounded by the broker's window of unacknowledged messages (mosquitto: 20).
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed).max(0) as u64
+    }
 
     pub(crate) fn count_in(&self) {
         self.messages_in.fetch_add(1, Ordering::Relaxed);
@@ -39,6 +45,12 @@ impl MqttMetrics {
     }
     pub(crate) fn count_dead_letter(&self) {
         self.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn queued(&self) {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn dequeued(&self) {
+        self.backlog.fetch_sub(1, Ordering::Relaxed);
     }
     pub(crate) fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);

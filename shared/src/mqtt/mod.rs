@@ -147,24 +147,33 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// hands it back on every reconnect. Kept small enough for a 32 MiB container.
 const MAX_INCOMING_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
-/// Acknowledges a received QoS 1 publish when the last copy of it is dropped: after
-/// every subscription it matched has handled it (or dead-lettered it). A service that
-/// dies before that gets it again from its persistent session.
+/// Acknowledges a received QoS 1 publish when the last copy of it is dropped, if it was
+/// handled: after every subscription it matched has handled it (or dead-lettered it). A
+/// copy dropped unhandled (a shutdown with messages still queued, a crash) sends no
+/// acknowledgement, and the persistent session delivers the message again.
 pub(crate) struct AckOnDrop {
     client: AsyncClient,
     publish: rumqttc::Publish,
+    handled: std::sync::atomic::AtomicBool,
 }
 
 impl AckOnDrop {
     pub(crate) fn new(client: AsyncClient, publish: &rumqttc::Publish) -> Self {
         let mut publish = publish.clone();
         publish.payload = Bytes::new(); // only its packet id and QoS are needed
-        Self { client, publish }
+        Self {
+            client,
+            publish,
+            handled: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
 impl Drop for AckOnDrop {
     fn drop(&mut self) {
+        if !self.handled.load(Ordering::Acquire) {
+            return;
+        }
         if let Err(error) = self.client.try_ack(&self.publish) {
             // The broker sends it again after the next reconnect: at least once still holds.
             tracing::warn!(topic = %self.publish.topic, error = %error, "mqtt_ack_failed");
@@ -209,6 +218,13 @@ impl Incoming {
         }
     }
 
+    /// Done with: the acknowledgement goes out once every copy is dropped.
+    pub(crate) fn mark_handled(&self) {
+        if let Some(ack) = &self.ack {
+            ack.handled.store(true, Ordering::Release);
+        }
+    }
+
     pub(crate) fn is_oversized(&self) -> bool {
         self.size > MAX_MESSAGE_BYTES
     }
@@ -233,6 +249,10 @@ pub(crate) struct Shared {
     pub(crate) unrouted: Mutex<Vec<Incoming>>,
     pub(crate) metrics: MqttMetrics,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// The subscription workers, awaited at shutdown.
+    pub(crate) workers: tokio_util::task::TaskTracker,
+    /// Tells the workers to take no further message.
+    pub(crate) stop_taking: tokio_util::sync::CancellationToken,
 }
 
 impl Shared {
@@ -281,6 +301,8 @@ impl Mqtt {
             unrouted: Mutex::new(Vec::new()),
             metrics: MqttMetrics::default(),
             last_error: Mutex::new(None),
+            workers: tokio_util::task::TaskTracker::new(),
+            stop_taking: tokio_util::sync::CancellationToken::new(),
         });
         let (connected_tx, connected) = watch::channel(false);
         let closing = tokio_util::sync::CancellationToken::new();
@@ -440,7 +462,9 @@ impl Mqtt {
                 .partition(|message| rumqttc::matches(&message.topic, filter));
             *unrouted = rest;
             for message in matching {
-                let _ = sender.send(message);
+                if sender.send(message).is_ok() {
+                    self.shared.metrics.queued();
+                }
             }
             self.shared.routes.lock().expect("poisoned").push(Route {
                 filter: filter.to_string(),
@@ -453,9 +477,28 @@ impl Mqtt {
             client: self.client.clone(),
             shared: self.shared.clone(),
         };
-        tokio::spawn(worker.run(receiver, decode, handler));
+        self.shared
+            .workers
+            .spawn(worker.run(receiver, decode, handler));
         self.client.subscribe(filter, qos).await?;
         Ok(())
+    }
+
+    /// At shutdown: the subscription workers take no further message and the ones in a
+    /// handler finish it, for at most `timeout`. What is still queued is not
+    /// acknowledged, so the broker delivers it again at the next start.
+    pub async fn finish_handlers(&self, timeout: Duration) {
+        self.shared.stop_taking.cancel();
+        self.shared.workers.close();
+        if tokio::time::timeout(timeout, self.shared.workers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "mqtt_handlers_still_running_at_shutdown"
+            );
+        }
     }
 
     /// Waits until everything published so far has been written and acknowledged by
