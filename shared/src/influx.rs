@@ -444,14 +444,14 @@ impl Influx {
                 transient: !e.is_builder(),
                 status: None,
                 operation,
-                message: e.to_string(),
+                message: crate::secret::reqwest_error_text(&e),
             })?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| InfluxError {
             transient: true,
             status: Some(status),
             operation,
-            message: e.to_string(),
+            message: crate::secret::reqwest_error_text(&e),
         })?;
         if (200..300).contains(&status) {
             return Ok(body);

@@ -70,6 +70,22 @@ mod tests {
 
 /// `url` with any `user:password@` replaced by `***@`: what logs and reports may show
 /// of a URL (people put credentials in the URL of a reverse proxy or of InfluxDB).
+/// A reqwest error's text without what its URL may carry: reqwest prints the whole
+/// URL ("error sending request for url (…?token=…)"), query and userinfo included.
+pub fn reqwest_error_text(error: &reqwest::Error) -> String {
+    let text = error.to_string();
+    match error.url() {
+        Some(url) => {
+            let mut safe = url.clone();
+            safe.set_query(None);
+            let _ = safe.set_password(None);
+            let _ = safe.set_username("");
+            text.replace(url.as_str(), safe.as_str())
+        }
+        None => text,
+    }
+}
+
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();

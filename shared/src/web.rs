@@ -71,7 +71,7 @@ impl WebClient {
         let failed = |error: &reqwest::Error| WebError {
             url: without_query(url),
             status: None,
-            message: error.to_string(),
+            message: crate::secret::reqwest_error_text(error),
             transient: !error.is_builder(),
         };
         let response = self.http.get(url).send().await.map_err(|e| failed(&e))?;

@@ -70,7 +70,7 @@ impl HaError {
         } else if error.is_connect() {
             "cannot connect (is Home Assistant running, is HA_URL right?)".into()
         } else {
-            error.to_string()
+            crate::secret::reqwest_error_text(error)
         };
         Self {
             kind,

@@ -5,10 +5,12 @@
 
 mod ha;
 mod process;
+mod secrets;
 
 pub use ha::{ha_venv, HomeAssistantCore};
 pub use nix::sys::signal::Signal;
 pub use process::{assert_settings_documented, ServiceProcess};
+pub use secrets::assert_no_secret_in_logs;
 
 use crate::settings::CommonSettings;
 use bytes::Bytes;
