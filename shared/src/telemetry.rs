@@ -10,10 +10,10 @@
 //! [`TelemetryGuard`] after the runtime's `block_on` has returned while its workers
 //! still run: the batch processor never needs a reactor of its own (STYLE.md's trap).
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
-};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -61,41 +61,31 @@ where
     ))
 }
 
-/// `(traceparent, trace_id)` of the current span, when it belongs to an exported trace.
+/// `(traceparent, trace_id)` of the current span, when it belongs to an exported trace,
+/// written by OpenTelemetry's W3C propagator.
 pub fn traceparent_of_current_span() -> Option<(String, String)> {
     let context = tracing::Span::current().context();
-    let span = context.span();
-    let span_context = span.span_context();
-    if !span_context.is_valid() {
-        return None;
-    }
-    let trace_id = span_context.trace_id().to_string();
-    let traceparent = format!(
-        "00-{trace_id}-{}-{:02x}",
-        span_context.span_id(),
-        span_context.trace_flags().to_u8()
-    );
-    Some((traceparent, trace_id))
+    let trace_id = {
+        let span = context.span();
+        let span_context = span.span_context();
+        if !span_context.is_valid() {
+            return None;
+        }
+        span_context.trace_id().to_string()
+    };
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    Some((carrier.remove("traceparent")?, trace_id))
 }
 
-/// The remote parent described by a W3C `traceparent`; `None` when malformed.
+/// The remote parent described by a W3C `traceparent`, read by OpenTelemetry's
+/// propagator; `None` when it is malformed.
 pub fn remote_parent(traceparent: &str) -> Option<opentelemetry::Context> {
-    let mut parts = traceparent.split('-');
-    let (version, trace_id, span_id, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "00" || parts.next().is_some() || trace_id.len() != 32 || span_id.len() != 16 {
-        return None;
-    }
-    let span_context = SpanContext::new(
-        TraceId::from_hex(trace_id).ok()?,
-        SpanId::from_hex(span_id).ok()?,
-        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
-        true,
-        TraceState::default(),
-    );
-    span_context
-        .is_valid()
-        .then(|| opentelemetry::Context::new().with_remote_span_context(span_context))
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let valid = context.span().span_context().is_valid();
+    valid.then_some(context)
 }
 
 #[cfg(test)]
@@ -113,12 +103,14 @@ mod tests {
         for bad in [
             "",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // ff: invalid version
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-xyz-00f067aa0ba902b7-01",
         ] {
             assert!(remote_parent(bad).is_none(), "{bad}");
         }
+        // W3C: a later version is read as far as version 00 goes.
+        assert!(remote_parent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
         assert!(
             traceparent_of_current_span().is_none(),
             "no exporter, no traceparent"
