@@ -2,6 +2,79 @@
 //! and every subscriber reads them with the same type, so that a field renamed on
 //! one side cannot silently become a default on the other.
 
+/// Commands to a service from the orchestrator (or a person with `mosquitto_pub`).
+pub mod command {
+    use serde::{Deserialize, Serialize};
+
+    /// `homelab/orchestrator/command/<service>`: only the orchestrator publishes there.
+    pub fn topic(service: &str) -> String {
+        format!("homelab/orchestrator/command/{service}")
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Command {
+        pub command: String,
+        /// Repeats of the same id are answered once (QoS 1 delivers at least once).
+        #[serde(default)]
+        pub request_id: Option<String>,
+    }
+
+    /// `homelab/<service>/pong`: the answer to `ping`.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Pong {
+        pub request_id: Option<String>,
+    }
+}
+
+/// `homelab/smart-ev-charging/status`: what the charging decided and why.
+pub mod smart_ev_charging {
+    use serde::{Deserialize, Serialize};
+
+    pub const STATUS_TOPIC: &str = "homelab/smart-ev-charging/status";
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Status {
+        /// off, pv, min_pv, fast or smart.
+        pub mode: String,
+        /// What the car may use now; `None` while a meter is not believed.
+        pub surplus_w: Option<f64>,
+        /// `None`: not charging.
+        pub target_current_a: Option<f64>,
+        pub phases: f64,
+        pub reason: String,
+        /// smart: energy the plan still asks for.
+        pub demand_kwh: Option<f64>,
+        /// smart: what the deadline will miss even at full power.
+        pub shortfall_kwh: Option<f64>,
+    }
+}
+
+/// `homelab/sim-home/status`: the SIMULATED house (demo and tests only).
+pub mod sim_home {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    pub const STATUS_TOPIC: &str = "homelab/sim-home/status";
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Status {
+        /// Always true: this is not a real house.
+        pub simulated: bool,
+        pub sim_time: DateTime<Utc>,
+        /// HH:MM on the house's clock.
+        pub sim_local_time: String,
+        pub pv_w: f64,
+        pub load_w: f64,
+        /// Export positive.
+        pub grid_w: f64,
+        /// Charging positive.
+        pub battery_w: f64,
+        pub battery_soc: f64,
+        pub ev_w: f64,
+        pub ev_soc: f64,
+    }
+}
+
 /// `homelab/ev-forecast/plan` (retained): the energy the car needs, by when.
 pub mod ev_forecast {
     use chrono::{DateTime, Utc};

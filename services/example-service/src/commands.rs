@@ -1,18 +1,11 @@
 //! The domain of this service, free of I/O: which command gets which answer.
 
+pub(crate) use homelab::messages::command::Command;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// How many request ids are remembered to recognise a redelivered command.
 const REMEMBERED_REQUESTS: usize = 256;
-
-/// A command from the orchestrator (or a person with `mosquitto_pub`).
-#[derive(Debug, Deserialize)]
-pub(crate) struct Command {
-    pub(crate) command: String,
-    #[serde(default)]
-    pub(crate) request_id: Option<String>,
-}
 
 /// What to do about a command.
 #[derive(Debug, PartialEq, Eq)]

@@ -68,7 +68,7 @@ impl Service for ExampleService {
     }
 
     async fn run(self: Arc<Self>, ctx: Context<ExampleSettings>) -> anyhow::Result<()> {
-        let commands = format!("homelab/orchestrator/command/{}", Self::NAME);
+        let commands = homelab::messages::command::topic(Self::NAME);
         let service = self.clone();
         let replies = ctx.clone();
         ctx.subscribe(&commands, move |message: Message<Command>| {
@@ -142,8 +142,13 @@ impl ExampleService {
         )?;
         match reply {
             Reply::Pong { request_id } => {
-                ctx.publish("pong", &json!({"request_id": request_id}))
-                    .await?;
+                ctx.publish(
+                    "pong",
+                    &homelab::messages::command::Pong {
+                        request_id: request_id.clone(),
+                    },
+                )
+                .await?;
                 // Recorded as answered only once the broker has the pong: a crash in
                 // between answers the redelivered ping again instead of never.
                 while !ctx.mqtt().flush(Duration::from_secs(5)).await {

@@ -163,22 +163,19 @@ impl Service for SimHome {
             ticks += 1;
             if ticks % 5 == 1 {
                 let local = sim_time + Span::seconds((self.utc_offset_h * 3600.0) as i64);
-                ctx.publish(
-                    "status",
-                    &serde_json::json!({
-                        "simulated": true,
-                        "sim_time": sim_time,
-                        "sim_local_time": local.format("%H:%M").to_string(),
-                        "pv_w": readings.pv_w.round(),
-                        "load_w": readings.load_w.round(),
-                        "grid_w": readings.grid_w.round(),
-                        "battery_w": readings.battery_w.round(),
-                        "battery_soc": (readings.battery_soc * 10.0).round() / 10.0,
-                        "ev_w": readings.ev_w.round(),
-                        "ev_soc": (readings.ev_soc * 10.0).round() / 10.0,
-                    }),
-                )
-                .await?;
+                let status = homelab::messages::sim_home::Status {
+                    simulated: true,
+                    sim_time,
+                    sim_local_time: local.format("%H:%M").to_string(),
+                    pv_w: readings.pv_w.round(),
+                    load_w: readings.load_w.round(),
+                    grid_w: readings.grid_w.round(),
+                    battery_w: readings.battery_w.round(),
+                    battery_soc: (readings.battery_soc * 10.0).round() / 10.0,
+                    ev_w: readings.ev_w.round(),
+                    ev_soc: (readings.ev_soc * 10.0).round() / 10.0,
+                };
+                ctx.publish("status", &status).await?;
             }
             ctx.touch_health();
         }

@@ -98,12 +98,11 @@ async fn smart_mode_at_night_charges_from_the_grid_not_from_the_home_battery() {
         let Some(message) = probe.next(Duration::from_secs(5)).await else {
             continue;
         };
-        let status = message.json();
-        let (ev_w, battery_w) = (
-            status["ev_w"].as_f64().unwrap_or(0.0),
-            status["battery_w"].as_f64().unwrap_or(0.0),
-        );
-        seen.push((status["sim_local_time"].clone(), ev_w, battery_w));
+        // sim-home's status as its shared type reads it.
+        let status: homelab::messages::sim_home::Status =
+            serde_json::from_value(message.json()).unwrap();
+        let (ev_w, battery_w) = (status.ev_w, status.battery_w);
+        seen.push((status.sim_local_time, ev_w, battery_w));
         if ev_w > 0.0 {
             charging_since.get_or_insert_with(Instant::now);
             assert!(

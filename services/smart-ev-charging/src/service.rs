@@ -578,15 +578,15 @@ impl SmartEvCharging {
             ),
             ("reason", decision.reason.clone()),
         ];
-        let status = serde_json::json!({
-            "mode": outcome.mode.as_str(),
-            "surplus_w": outcome.surplus_w.map(f64::round),
-            "target_current_a": decision.current_a,
-            "phases": decision.phases,
-            "reason": decision.reason,
-            "demand_kwh": outcome.remaining_kwh,
-            "shortfall_kwh": outcome.shortfall_kwh,
-        });
+        let status = homelab::messages::smart_ev_charging::Status {
+            mode: outcome.mode.as_str().to_string(),
+            surplus_w: outcome.surplus_w.map(f64::round),
+            target_current_a: decision.current_a,
+            phases: decision.phases,
+            reason: decision.reason.clone(),
+            demand_kwh: outcome.remaining_kwh,
+            shortfall_kwh: outcome.shortfall_kwh,
+        };
         let mut book = self.published.lock().await;
         let now = Instant::now();
         for (object_id, value) in states {
@@ -597,7 +597,8 @@ impl SmartEvCharging {
                 }
             }
         }
-        if book.due("status", &status.to_string(), now) {
+        let status_text = serde_json::to_string(&status)?;
+        if book.due("status", &status_text, now) {
             if let Err(error) = ctx.publish("status", &status).await {
                 book.forget("status");
                 return Err(error.into());
