@@ -82,6 +82,17 @@ async fn ha_requests(http_port: u16) -> f64 {
         .unwrap_or_else(|| panic!("no homelab_ha_requests_total in {body}"))
 }
 
+/// The charging mode select in HA, as a person picks it.
+async fn choose_mode(ha: &HomeAssistant, mode: &str) {
+    ha.call_service(
+        "select",
+        "select_option",
+        &json!({"entity_id": "select.homelab_smart_ev_charging_mode", "option": mode}),
+    )
+    .await
+    .unwrap();
+}
+
 /// The goal: any input → wallbox command within 1 s (measured from the
 /// moment HA accepted the change to the moment HA shows the new current).
 const REACTION: Duration = Duration::from_secs(1);
@@ -283,22 +294,10 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    ha.call_service(
-        "select",
-        "select_option",
-        &json!({"entity_id": select, "option": "fast"}),
-    )
-    .await
-    .unwrap();
+    choose_mode(&ha, "fast").await;
     let took = wait_current_within(&ha, 16.0, REACTION, "fast charges at the maximum").await;
     println!("mode fast → wallbox: {took:?}");
-    ha.call_service(
-        "select",
-        "select_option",
-        &json!({"entity_id": select, "option": "off"}),
-    )
-    .await
-    .unwrap();
+    choose_mode(&ha, "off").await;
     wait_current_within(&ha, 0.0, REACTION, "off stops").await;
 
     // min_pv at night: the car's minimum would come out of the home battery; the
@@ -311,13 +310,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
             .map(|s| s.state == "on")
             .unwrap_or(false)
     };
-    ha.call_service(
-        "select",
-        "select_option",
-        &json!({"entity_id": select, "option": "min_pv"}),
-    )
-    .await
-    .unwrap();
+    choose_mode(&ha, "min_pv").await;
     wait_current_within(&ha, 6.0, REACTION, "min_pv charges the minimum").await;
     assert!(
         held(ha.clone()).await,
@@ -330,13 +323,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         held(ha.clone()).await,
         "the grid gives the car its minimum, not the battery"
     );
-    ha.call_service(
-        "select",
-        "select_option",
-        &json!({"entity_id": select, "option": "fast"}),
-    )
-    .await
-    .unwrap();
+    choose_mode(&ha, "fast").await;
     wait_current_within(&ha, 16.0, REACTION, "fast").await;
     let start = Instant::now();
     while held(ha.clone()).await {
@@ -347,13 +334,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     set(&ha, "input_number.wallbox_power", 0.0).await;
-    ha.call_service(
-        "select",
-        "select_option",
-        &json!({"entity_id": select, "option": "off"}),
-    )
-    .await
-    .unwrap();
+    choose_mode(&ha, "off").await;
     wait_current_within(&ha, 0.0, REACTION, "off stops").await;
 
     // Smart, in the dark: ev-forecast's plan (retained, as ev-forecast publishes it)
@@ -373,13 +354,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     probe
         .publish(plan_topic, plan(20.0, 12), QoS::AtLeastOnce, true)
         .await;
-    ha.call_service(
-        "select",
-        "select_option",
-        &json!({"entity_id": select, "option": "smart"}),
-    )
-    .await
-    .unwrap();
+    choose_mode(&ha, "smart").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(current(&ha).await, 0.0, "12 h left: wait for PV");
     probe
