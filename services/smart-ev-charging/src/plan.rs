@@ -308,10 +308,14 @@ impl Smart {
             } else {
                 String::new()
             };
-            // The average power that still finishes a buffer before the deadline.
-            let usable_h = (deadline - now - config.buffer).num_seconds() as f64 / 3600.0;
+            // The average power that still finishes a buffer before the deadline, for
+            // what the sun is not expected to bring meanwhile (the car takes the sun on
+            // top; recomputed at every decision, so a sun that stays away raises it).
+            let finish = deadline - config.buffer;
+            let usable_h = (finish - now).num_seconds() as f64 / 3600.0;
+            let from_grid = (remaining - self.expected_pv_kwh(config, now, finish)).max(0.0);
             let power_w = if usable_h > 0.0 {
-                (remaining * config.margin / usable_h * 1000.0).min(config.max_power_kw * 1000.0)
+                (from_grid * config.margin / usable_h * 1000.0).min(config.max_power_kw * 1000.0)
             } else {
                 config.max_power_kw * 1000.0
             };
