@@ -2,6 +2,7 @@
 
 use homelab::testkit::{free_port, Broker, Probe, ServiceProcess, Signal};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -483,6 +484,28 @@ async fn secrets_never_reach_logs_or_diagnose() {
     }
 }
 
+/// Adds the request ids of arriving pongs to `answered` until it holds `count` or
+/// `within` passes.
+async fn collect_pongs(
+    probe: &mut Probe,
+    answered: &mut BTreeSet<String>,
+    count: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    while answered.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(message) = probe.next(left).await else {
+            return; // nothing more within the time
+        };
+        if message.topic.ends_with("/pong") {
+            if let Some(id) = message.json()["request_id"].as_str() {
+                answered.insert(id.to_string());
+            }
+        }
+    }
+}
+
 /// Issue 12's figure: QoS 1 commands lost across 50 kill -9s of the service = 0.
 /// Pings arrive while the service starts, works and dies; a ping is acknowledged only
 /// after its pong reached the broker, so each one is answered at least once.
@@ -510,19 +533,11 @@ async fn no_command_is_lost_across_50_kill_9s() {
         child.kill();
         child = sandbox.start(broker.port(), &[]);
     }
-    let mut answered = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while answered.len() < sent && Instant::now() < deadline {
-        let Some(message) = probe.next(Duration::from_secs(5)).await else {
-            continue;
-        };
-        if message.topic.ends_with("/pong") {
-            if let Some(id) = message.json()["request_id"].as_str() {
-                answered.insert(id.parse::<usize>().unwrap());
-            }
-        }
-    }
-    let lost: Vec<usize> = (0..sent).filter(|id| !answered.contains(id)).collect();
+    let mut answered = BTreeSet::new();
+    collect_pongs(&mut probe, &mut answered, sent, Duration::from_secs(60)).await;
+    let lost: Vec<usize> = (0..sent)
+        .filter(|id| !answered.contains(&id.to_string()))
+        .collect();
     println!(
         "{sent} pings across 50 kill -9s: {} answered, lost {lost:?}",
         answered.len()
@@ -554,22 +569,11 @@ async fn commands_queued_at_a_graceful_stop_are_answered_after_the_restart() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());
-    let mut answered = std::collections::BTreeSet::new();
-    for message in probe.drain(Duration::from_millis(300)).await {
-        if message.topic.ends_with("/pong") {
-            answered.insert(message.json()["request_id"].as_str().unwrap().to_string());
-        }
-    }
+    let mut answered = BTreeSet::new();
+    collect_pongs(&mut probe, &mut answered, 200, Duration::from_millis(300)).await;
     println!("answered before the stop: {}", answered.len());
     let child = sandbox.start(broker.port(), &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while answered.len() < 200 && Instant::now() < deadline {
-        if let Some(message) = probe.next(Duration::from_secs(5)).await {
-            if message.topic.ends_with("/pong") {
-                answered.insert(message.json()["request_id"].as_str().unwrap().to_string());
-            }
-        }
-    }
+    collect_pongs(&mut probe, &mut answered, 200, Duration::from_secs(30)).await;
     assert_eq!(answered.len(), 200, "pings lost across a graceful restart");
     child.signal(Signal::SIGTERM);
     assert!(stderr_of(child).0.success());

@@ -13,6 +13,27 @@ pub struct Setpoint {
     pub battery_hold: Option<bool>,
 }
 
+impl Setpoint {
+    /// Whether the wallbox already does this (currents within 0.05 A).
+    pub fn is_met_by(&self, actual: Actual) -> bool {
+        !self.phases_differ(actual) && !self.current_differs(actual) && !self.hold_differs(actual)
+    }
+
+    fn phases_differ(&self, actual: Actual) -> bool {
+        self.phases
+            .is_some_and(|phases| !same(actual.phases, phases))
+    }
+
+    fn current_differs(&self, actual: Actual) -> bool {
+        !same(actual.current_a, self.current_a)
+    }
+
+    fn hold_differs(&self, actual: Actual) -> bool {
+        self.battery_hold
+            .is_some_and(|hold| actual.battery_hold != Some(hold))
+    }
+}
+
 /// What Home Assistant says the wallbox does (`None`: unavailable or unknown).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Actual {
@@ -63,13 +84,9 @@ impl Reconciler {
             self.last_sent = None;
             return Vec::new();
         }
-        let phases_differ = wanted
-            .phases
-            .is_some_and(|phases| !same(actual.phases, phases));
-        let current_differs = !same(actual.current_a, wanted.current_a);
-        let hold_differs = wanted
-            .battery_hold
-            .is_some_and(|hold| actual.battery_hold != Some(hold));
+        let phases_differ = wanted.phases_differ(actual);
+        let current_differs = wanted.current_differs(actual);
+        let hold_differs = wanted.hold_differs(actual);
         if !phases_differ && !current_differs && !hold_differs {
             return Vec::new();
         }

@@ -476,7 +476,7 @@ impl SmartEvCharging {
         };
         let (wallbox, safe_mode) = (core.wallbox, core.safe_mode);
         let writes = core.reconciler.writes(wanted, wallbox, safe_mode, now_s);
-        if safe_mode && !matches_wallbox(wanted, wallbox) {
+        if safe_mode && !wanted.is_met_by(wallbox) {
             tracing::debug!(reason = %decision.reason, "safe_mode_no_write");
         }
         let smart_wake_s = core
@@ -606,12 +606,4 @@ impl SmartEvCharging {
         }
         Ok(())
     }
-}
-
-fn matches_wallbox(wanted: Setpoint, actual: Actual) -> bool {
-    actual.current_a == Some(wanted.current_a)
-        && wanted.phases.is_none_or(|p| actual.phases == Some(p))
-        && wanted
-            .battery_hold
-            .is_none_or(|h| actual.battery_hold == Some(h))
 }
