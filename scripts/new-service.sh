@@ -70,6 +70,7 @@ compose_block="  $name:
       <<: *service-env
       MQTT_USERNAME: $name
       MQTT_PASSWORD: \${$password_var:?set $password_var in .env (scripts/mqtt-users.sh)}
+      ${upper}_INTERVAL_SECONDS:
     volumes:
       - ${snake}_data:/app/data
     mem_limit: 32m
@@ -84,6 +85,7 @@ insert_above() { # file marker text
 }
 insert_above docker-compose.yml "# new-service.sh inserts new services above this line" "$compose_block"
 insert_above docker-compose.yml "# new-service.sh inserts new volumes above this line" "  ${snake}_data:"
+insert_above docker-compose.yml "# new-service.sh inserts new broker identities above this line" "      $password_var:"
 printf '\n# --- %s %s\n%s_INTERVAL_SECONDS=30\n# Its broker identity (see MQTT_PASSWORD_* above)\n%s=change-me-%s\n' \
   "$name" "$(printf -- '-%.0s' $(seq $((75 - ${#name}))))" "$upper" "$password_var" "$name" >>.env.example
 

@@ -205,6 +205,21 @@ grep -q "password file written for user $mqtt_user and .*smart-ev-charging" <(co
   || fail "the broker did not create the services' own identities"
 pass "a service cannot publish as another: pv-forecast's fake offline heartbeat for smart-ev-charging dropped by the ACL"
 
+# No env_file: each container holds its own broker password and no other identity's.
+for service in "${services[@]}"; do
+  own="MQTT_PASSWORD_$(echo "$service" | tr '[:lower:]-' '[:upper:]_')"
+  docker inspect -f '{{ range .Config.Env }}{{ println . }}{{ end }}' "$(container "$service")" >"$work/env"
+  leaked="$(grep -o '^MQTT_PASSWORD_[A-Z_]*' "$work/env" || true)"
+  [[ -z "$leaked" ]] || fail "$service holds other identities' passwords: $leaked"
+  while IFS='=' read -r key value; do
+    [[ "$key" == MQTT_PASSWORD_* && "$key" != "$own" && -n "$value" ]] || continue
+    ! grep -qF "=$value" "$work/env" || fail "$service holds $key's value"
+  done <"$stack/.env"
+done
+grep -q '^HA_TOKEN=' <(docker inspect -f '{{ range .Config.Env }}{{ println . }}{{ end }}' "$(container mqtt)") \
+  && fail "the broker holds HA_TOKEN"
+pass "each container holds only its own secrets: no other identity's broker password in ${services[*]}, no HA token in mqtt"
+
 phase "diagnose --json inside every container"
 for service in "${services[@]}"; do
   compose exec -T "$service" "/app/$service" diagnose --json >"$work/diagnose.json" 2>"$work/diagnose.err" \

@@ -216,7 +216,10 @@ fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
             Some(name.as_str()),
             "{name}: the Dockerfile builds the service named by SERVICE"
         );
-        assert_eq!(at("env_file").as_str(), Some(".env"), "{name}");
+        assert!(
+            service.get("env_file").is_none(),
+            "{name}: env_file would hand it the whole .env, every other service's secrets"
+        );
         // Its own broker identity, which the broker's ACL lets publish only as itself.
         let environment = at("environment");
         assert_eq!(environment["MQTT_HOST"].as_str(), Some("mqtt"), "{name}");
@@ -275,6 +278,92 @@ fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
                 "{name} publishes ports; only the dashboard may"
             );
         }
+    }
+}
+
+fn env_example_keys() -> Vec<String> {
+    std::fs::read_to_string(repo_root().join(".env.example"))
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(key, _)| key.trim()))
+        .filter(|key| key.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(str::to_string)
+        .collect()
+}
+
+fn environment_keys(service: &Value) -> BTreeSet<String> {
+    service["environment"]
+        .as_mapping()
+        .map(|mapping| {
+            mapping
+                .keys()
+                .filter_map(|key| key.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Each container gets the variables it reads, and no other: a service holds no other
+/// identity's broker password, the broker no HA token, InfluxDB no broker password.
+#[test]
+fn each_container_gets_only_its_own_variables_and_every_variable_reaches_its_reader() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    let keys = env_example_keys();
+    let passwords: Vec<&String> = keys
+        .iter()
+        .filter(|key| key.starts_with("MQTT_PASSWORD_"))
+        .collect();
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        assert!(service.get("env_file").is_none(), "{name} has env_file");
+        let environment = environment_keys(service);
+        if name == "mqtt" {
+            for password in &passwords {
+                assert!(
+                    environment.contains(password.as_str()),
+                    "mqtt: {password} must reach the broker (entrypoint.sh makes the identity)"
+                );
+            }
+            assert!(!environment.contains("HA_TOKEN"), "mqtt gets HA_TOKEN");
+            continue;
+        }
+        for key in &environment {
+            assert!(
+                !key.starts_with("MQTT_PASSWORD_"),
+                "{name} gets {key}, another identity's broker password"
+            );
+            assert!(
+                name == "influxdb" || !key.starts_with("DOCKER_INFLUXDB_INIT_"),
+                "{name} gets InfluxDB's admin setup {key}"
+            );
+        }
+        assert!(
+            name != "influxdb" || !environment.contains("MQTT_PASSWORD"),
+            "influxdb gets the broker password"
+        );
+    }
+    // Read by Compose itself, fixed in docker-compose.yml for containers, or (the client
+    // id) left to each service's own name: one shared id would make services take over
+    // each other's broker session.
+    let not_for_containers = [
+        "COMPOSE_PROJECT_NAME",
+        "MQTT_HOST",
+        "MQTT_CLIENT_ID",
+        "LOG_FORMAT",
+        "DATA_DIR",
+        "SIM_BIND",
+    ];
+    for key in keys
+        .iter()
+        .filter(|key| !not_for_containers.contains(&key.as_str()))
+    {
+        assert!(
+            services
+                .values()
+                .any(|service| environment_keys(service).contains(key.as_str())),
+            "{key} is in .env.example but no container in docker-compose.yml receives it"
+        );
     }
 }
 

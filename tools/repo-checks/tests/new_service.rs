@@ -129,6 +129,11 @@ fn a_scaffolded_service_builds_passes_its_tests_and_answers_diagnose() {
         "its own broker identity"
     );
     assert!(env_example.contains("\nMQTT_PASSWORD_GARAGE_DOOR=change-me-garage-door\n"));
+    // Its settings reach its container, its password the broker (no env_file).
+    assert!(compose.contains("      GARAGE_DOOR_INTERVAL_SECONDS:\n    volumes:"));
+    assert!(compose.contains(
+        "      MQTT_PASSWORD_GARAGE_DOOR:\n      # new-service.sh inserts new broker identities"
+    ));
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = nested_target_dir();
