@@ -18,25 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const BATCH_LINES: usize = 5000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, thiserror::Error)]
-#[error("influxdb {operation}: {message}")]
-pub struct InfluxError {
-    pub transient: bool,
-    pub status: Option<u16>,
-    pub operation: &'static str,
-    pub message: String,
-}
+/// Every InfluxDB call fails with the shared transport error.
+pub type InfluxError = crate::transport::TransportError;
 
-impl InfluxError {
-    fn permanent(operation: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            transient: false,
-            status: None,
-            operation,
-            message: message.into(),
-        }
-    }
+const PEER: &str = "influxdb";
+
+fn permanent(operation: &str, message: impl Into<String>) -> InfluxError {
+    InfluxError::permanent(PEER, operation, message)
 }
 
 /// A field value of a point.
@@ -100,7 +90,7 @@ impl Point {
     /// The point as one line of line protocol (nanosecond precision).
     pub fn to_line(&self) -> Result<String, InfluxError> {
         if self.fields.is_empty() {
-            return Err(InfluxError::permanent(
+            return Err(permanent(
                 "write",
                 format!("point {:?} has no fields", self.measurement),
             ));
@@ -125,7 +115,7 @@ impl Point {
                     let _ = write!(line, "{v:?}");
                 }
                 FieldValue::Float(v) => {
-                    return Err(InfluxError::permanent(
+                    return Err(permanent(
                         "write",
                         format!("field {key} is {v}, not finite"),
                     ))
@@ -144,7 +134,7 @@ impl Point {
         if let Some(time) = self.time {
             let nanos = time
                 .timestamp_nanos_opt()
-                .ok_or_else(|| InfluxError::permanent("write", "time out of range"))?;
+                .ok_or_else(|| permanent("write", "time out of range"))?;
             let _ = write!(line, " {nanos}");
         }
         Ok(line)
@@ -209,7 +199,7 @@ impl FluxParam {
             Self::Integer(v) => v.to_string(),
             Self::Float(v) if v.is_finite() => format!("{v:?}"),
             Self::Float(v) => {
-                return Err(InfluxError::permanent(
+                return Err(permanent(
                     "query",
                     format!("parameter {name} is {v}, not finite"),
                 ))
@@ -218,7 +208,7 @@ impl FluxParam {
             Self::Time(time) => time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
             Self::Duration(text) if valid_duration(text) => text.clone(),
             Self::Duration(text) => {
-                return Err(InfluxError::permanent(
+                return Err(permanent(
                     "query",
                     format!("parameter {name} = {text:?} is not a Flux duration (e.g. -24h)"),
                 ))
@@ -258,7 +248,7 @@ impl FluxQuery {
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || name.starts_with(|c: char| c.is_ascii_digit())
             {
-                return Err(InfluxError::permanent(
+                return Err(permanent(
                     "query",
                     format!("{name:?} is not a valid parameter name"),
                 ));
@@ -284,8 +274,7 @@ pub fn parse_annotated_csv(body: &str) -> Result<Vec<Row>, InfluxError> {
     let mut defaults: Vec<String> = Vec::new();
     let mut header: Option<Vec<String>> = None;
     for record in reader.records() {
-        let record =
-            record.map_err(|e| InfluxError::permanent("query", format!("unreadable CSV: {e}")))?;
+        let record = record.map_err(|e| permanent("query", format!("unreadable CSV: {e}")))?;
         let cells: Vec<&str> = record.iter().collect();
         if cells.iter().all(|cell| cell.is_empty()) {
             header = None; // a blank line ends a table
@@ -320,7 +309,7 @@ pub fn parse_annotated_csv(body: &str) -> Result<Vec<Row>, InfluxError> {
             && columns.iter().any(|name| name == "reference")
         {
             let at = columns.iter().position(|name| name == "error").unwrap_or(0);
-            return Err(InfluxError::permanent(
+            return Err(permanent(
                 "query",
                 cells.get(at).copied().unwrap_or("query failed").to_string(),
             ));
@@ -335,9 +324,8 @@ pub fn parse_annotated_csv(body: &str) -> Result<Vec<Row>, InfluxError> {
                 cell => cell,
             };
             let kind = datatypes.get(index).map(String::as_str).unwrap_or("string");
-            let value = typed(raw, kind).map_err(|message| {
-                InfluxError::permanent("query", format!("column {name}: {message}"))
-            })?;
+            let value = typed(raw, kind)
+                .map_err(|message| permanent("query", format!("column {name}: {message}")))?;
             row.insert(name.clone(), value);
         }
         rows.push(row);
@@ -386,7 +374,7 @@ impl std::fmt::Debug for Influx {
 impl Influx {
     pub fn new(url: &str, token: Secret, org: &str, bucket: &str) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .expect("a reqwest client with these options always builds");
@@ -440,19 +428,20 @@ impl Influx {
             .header("Authorization", format!("Token {}", self.token.expose()))
             .send()
             .await
-            .map_err(|e| InfluxError {
-                transient: !e.is_builder(),
-                status: None,
-                operation,
-                message: crate::secret::reqwest_error_text(&e),
+            .map_err(|e| {
+                InfluxError::from_reqwest(
+                    PEER,
+                    operation,
+                    &e,
+                    REQUEST_TIMEOUT,
+                    "is InfluxDB running, is INFLUXDB_URL right?",
+                )
             })?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| InfluxError {
-            transient: true,
-            status: Some(status),
-            operation,
-            message: crate::secret::reqwest_error_text(&e),
-        })?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| InfluxError::from_reqwest(PEER, operation, &e, REQUEST_TIMEOUT, ""))?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
@@ -460,12 +449,9 @@ impl Influx {
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
             .unwrap_or_else(|| body.chars().take(200).collect());
-        Err(InfluxError {
-            transient: status >= 500 || status == 429,
-            status: Some(status),
-            operation,
-            message: format!("HTTP {status}: {message}"),
-        })
+        Err(InfluxError::from_status(
+            PEER, operation, status, &message, "",
+        ))
     }
 
     /// Writes points in batches of 5000 lines.
@@ -516,7 +502,7 @@ impl Influx {
             .into_iter()
             .map(|row| {
                 serde_json::from_value(Value::Object(row))
-                    .map_err(|e| InfluxError::permanent("query", format!("row does not fit: {e}")))
+                    .map_err(|e| permanent("query", format!("row does not fit: {e}")))
             })
             .collect()
     }
@@ -526,8 +512,8 @@ impl Influx {
         let body = self
             .send("health", self.http.get(format!("{}/health", self.url)))
             .await?;
-        let value: Value = serde_json::from_str(&body)
-            .map_err(|e| InfluxError::permanent("health", e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(&body).map_err(|e| permanent("health", e.to_string()))?;
         Ok(value["status"].as_str().unwrap_or("unknown").to_string())
     }
 
@@ -538,8 +524,8 @@ impl Influx {
             .get(format!("{}/api/v2/buckets", self.url))
             .query(&[("org", self.org.as_str()), ("name", self.bucket.as_str())]);
         let body = self.send("buckets", request).await?;
-        let value: Value = serde_json::from_str(&body)
-            .map_err(|e| InfluxError::permanent("buckets", e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(&body).map_err(|e| permanent("buckets", e.to_string()))?;
         Ok(value["buckets"]
             .as_array()
             .is_some_and(|buckets| buckets.iter().any(|b| b["name"] == self.bucket.as_str())))

@@ -31,6 +31,7 @@ pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod transport;
 pub mod web;
 
 pub use diagnose::{Check, Step};

@@ -7,33 +7,11 @@ use std::time::Duration;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-#[derive(Debug, thiserror::Error)]
-#[error("GET {url}: {message}")]
-pub struct WebError {
-    /// Without the query, which may carry a key, and without user:password@.
-    pub url: String,
-    pub status: Option<u16>,
-    pub message: String,
-    transient: bool,
-}
+/// Every web call fails with the shared transport error; its operation is the address
+/// without the query (which may carry a key) and without user:password@.
+pub type WebError = crate::transport::TransportError;
 
-impl From<crate::retry::Cancelled> for WebError {
-    fn from(cancelled: crate::retry::Cancelled) -> Self {
-        Self {
-            url: cancelled.operation,
-            status: None,
-            message: "cancelled by shutdown".into(),
-            transient: false,
-        }
-    }
-}
-
-impl WebError {
-    /// Timeouts, refused connections, 5xx and 429: a later try may work.
-    pub fn is_transient(&self) -> bool {
-        self.transient
-    }
-}
+const PEER: &str = "GET";
 
 #[derive(Clone, Debug)]
 pub struct WebClient {
@@ -68,23 +46,26 @@ impl WebClient {
     }
 
     async fn get_once(&self, url: &str) -> Result<String, WebError> {
-        let failed = |error: &reqwest::Error| WebError {
-            url: without_query(url),
-            status: None,
-            message: crate::secret::reqwest_error_text(error),
-            transient: !error.is_builder(),
+        let failed = |error: &reqwest::Error| {
+            WebError::from_reqwest(
+                PEER,
+                without_query(url),
+                error,
+                REQUEST_TIMEOUT,
+                "is the address right, is the network up?",
+            )
         };
         let response = self.http.get(url).send().await.map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| failed(&e))?;
         if !(200..300).contains(&status) {
-            let excerpt: String = body.chars().take(200).collect();
-            return Err(WebError {
-                url: without_query(url),
-                status: Some(status),
-                message: format!("HTTP {status}: {excerpt}"),
-                transient: status >= 500 || status == 429,
-            });
+            return Err(WebError::from_status(
+                PEER,
+                without_query(url),
+                status,
+                &body,
+                "",
+            ));
         }
         Ok(body)
     }
@@ -103,11 +84,12 @@ impl WebClient {
     /// The body parsed as `T`; a body that does not parse is a permanent error.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, WebError> {
         let body = self.get_text(url).await?;
-        serde_json::from_str(&body).map_err(|error| WebError {
-            url: without_query(url),
-            status: None,
-            message: format!("unreadable answer: {error}"),
-            transient: false,
+        serde_json::from_str(&body).map_err(|error| {
+            WebError::permanent(
+                PEER,
+                without_query(url),
+                format!("unreadable answer: {error}"),
+            )
         })
     }
 }

@@ -307,7 +307,7 @@ async fn a_hostile_value_cannot_change_the_flux_text() {
         .await
         .unwrap_err();
     assert!(
-        !error.transient && error.to_string().contains("not a Flux duration"),
+        !error.is_transient() && error.to_string().contains("not a Flux duration"),
         "{error}"
     );
     assert_eq!(
@@ -326,7 +326,7 @@ async fn errors_say_what_is_wrong_and_whether_to_retry() {
         .await
         .unwrap_err();
     assert_eq!(
-        (unauthorized.transient, unauthorized.status),
+        (unauthorized.is_transient(), unauthorized.status),
         (false, Some(401))
     );
     let missing = client(port, TOKEN, "nope").write(&point).await.unwrap_err();
@@ -347,7 +347,10 @@ async fn errors_say_what_is_wrong_and_whether_to_retry() {
         .write(&point)
         .await
         .unwrap_err();
-    assert!(down.transient, "connection refused is transient: {down}");
+    assert!(
+        down.is_transient(),
+        "connection refused is transient: {down}"
+    );
 }
 
 #[tokio::test]

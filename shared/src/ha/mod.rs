@@ -20,85 +20,32 @@ use std::time::{Duration, Instant};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether trying again can help.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HaErrorKind {
-    /// Timeout, connection refused, 5xx, 429: retry.
-    Transient,
-    /// 401/403 (bad token), 404 (no such entity/service), 400, a body we cannot read.
-    Permanent,
+/// Every Home Assistant call fails with the shared transport error.
+pub type HaError = crate::transport::TransportError;
+
+const PEER: &str = "home assistant";
+
+fn permanent(operation: &str, message: impl Into<String>) -> HaError {
+    HaError::permanent(PEER, operation, message)
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("home assistant {operation}: {message}")]
-pub struct HaError {
-    pub kind: HaErrorKind,
-    /// The HTTP status, when there was a response.
-    pub status: Option<u16>,
-    pub operation: String,
-    pub message: String,
+fn from_reqwest(operation: &str, error: &reqwest::Error) -> HaError {
+    HaError::from_reqwest(
+        PEER,
+        operation,
+        error,
+        REQUEST_TIMEOUT,
+        "is Home Assistant running, is HA_URL right?",
+    )
 }
 
-impl From<crate::retry::Cancelled> for HaError {
-    fn from(cancelled: crate::retry::Cancelled) -> Self {
-        Self::permanent(&cancelled.operation, "cancelled by shutdown")
-    }
-}
-
-impl HaError {
-    pub fn is_transient(&self) -> bool {
-        self.kind == HaErrorKind::Transient
-    }
-
-    fn permanent(operation: &str, message: impl Into<String>) -> Self {
-        Self {
-            kind: HaErrorKind::Permanent,
-            status: None,
-            operation: operation.into(),
-            message: message.into(),
-        }
-    }
-
-    fn from_reqwest(operation: &str, error: &reqwest::Error) -> Self {
-        let kind = if error.is_decode() || error.is_builder() {
-            HaErrorKind::Permanent
-        } else {
-            HaErrorKind::Transient // timeout, connect, connection reset
-        };
-        let message = if error.is_timeout() {
-            format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
-        } else if error.is_connect() {
-            "cannot connect (is Home Assistant running, is HA_URL right?)".into()
-        } else {
-            crate::secret::reqwest_error_text(error)
-        };
-        Self {
-            kind,
-            status: error.status().map(|s| s.as_u16()),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn from_status(operation: &str, status: u16, body: &str) -> Self {
-        let kind = if status >= 500 || status == 429 {
-            HaErrorKind::Transient
-        } else {
-            HaErrorKind::Permanent
-        };
-        let hint = match status {
-            401 | 403 => " (HA_TOKEN is wrong or expired)",
-            404 => " (no such entity or service)",
-            _ => "",
-        };
-        let body: String = body.chars().take(200).collect();
-        Self {
-            kind,
-            status: Some(status),
-            operation: operation.into(),
-            message: format!("HTTP {status}{hint}: {body}"),
-        }
-    }
+fn from_status(operation: &str, status: u16, body: &str) -> HaError {
+    let hint = match status {
+        401 | 403 => " (HA_TOKEN is wrong or expired)",
+        404 => " (no such entity or service)",
+        _ => "",
+    };
+    HaError::from_status(PEER, operation, status, body, hint)
 }
 
 /// An entity's state as Home Assistant reports it.
@@ -301,7 +248,7 @@ impl HomeAssistant {
         body: Option<&Value>,
     ) -> Result<Value, HaError> {
         if self.inner.token.is_empty() {
-            return Err(HaError::permanent(operation, "HA_TOKEN is not set"));
+            return Err(permanent(operation, "HA_TOKEN is not set"));
         }
         let started = Instant::now();
         let mut request = self
@@ -315,20 +262,20 @@ impl HomeAssistant {
             let response = request
                 .send()
                 .await
-                .map_err(|e| HaError::from_reqwest(operation, &e))?;
+                .map_err(|e| from_reqwest(operation, &e))?;
             let status = response.status().as_u16();
             let text = response
                 .text()
                 .await
-                .map_err(|e| HaError::from_reqwest(operation, &e))?;
+                .map_err(|e| from_reqwest(operation, &e))?;
             if !(200..300).contains(&status) {
-                return Err(HaError::from_status(operation, status, &text));
+                return Err(from_status(operation, status, &text));
             }
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
             serde_json::from_str(&text)
-                .map_err(|e| HaError::permanent(operation, format!("unreadable answer: {e}")))
+                .map_err(|e| permanent(operation, format!("unreadable answer: {e}")))
         }
         .await;
         self.inner.metrics.record(started, result.is_ok());
@@ -348,7 +295,7 @@ impl HomeAssistant {
 
     fn decode<T: serde::de::DeserializeOwned>(operation: &str, value: Value) -> Result<T, HaError> {
         serde_json::from_value(value)
-            .map_err(|e| HaError::permanent(operation, format!("unexpected answer: {e}")))
+            .map_err(|e| permanent(operation, format!("unexpected answer: {e}")))
     }
 
     /// `GET /api/config`: version, location, units.
@@ -358,7 +305,7 @@ impl HomeAssistant {
 
     pub async fn get_state(&self, entity_id: &str) -> Result<EntityState, HaError> {
         if !valid_entity_id(entity_id) {
-            return Err(HaError::permanent(
+            return Err(permanent(
                 "ha_get_state",
                 format!("{entity_id:?} is not an entity id (domain.object_id)"),
             ));
@@ -406,7 +353,7 @@ impl HomeAssistant {
         data: &Value,
     ) -> Result<Value, HaError> {
         if !valid_name(domain) || !valid_name(service) {
-            return Err(HaError::permanent(
+            return Err(permanent(
                 "ha_call_service",
                 format!("invalid service {domain:?}.{service:?}"),
             ));
@@ -428,7 +375,7 @@ impl HomeAssistant {
         attributes: &Value,
     ) -> Result<EntityState, HaError> {
         if !valid_entity_id(entity_id) {
-            return Err(HaError::permanent(
+            return Err(permanent(
                 "ha_set_state",
                 format!("{entity_id:?} is not an entity id"),
             ));
@@ -448,7 +395,7 @@ impl HomeAssistant {
     /// `POST /api/events/{event_type}`.
     pub async fn fire_event(&self, event_type: &str, data: &Value) -> Result<(), HaError> {
         if !valid_name(event_type) {
-            return Err(HaError::permanent(
+            return Err(permanent(
                 "ha_fire_event",
                 format!("invalid event type {event_type:?}"),
             ));
@@ -471,7 +418,7 @@ impl HomeAssistant {
         end: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Vec<EntityState>>, HaError> {
         if let Some(bad) = entity_ids.iter().find(|id| !valid_entity_id(id)) {
-            return Err(HaError::permanent(
+            return Err(permanent(
                 "ha_history",
                 format!("{bad:?} is not an entity id"),
             ));
@@ -608,11 +555,11 @@ mod tests {
 
     #[test]
     fn statuses_are_classified_for_retry() {
-        assert!(HaError::from_status("x", 503, "").is_transient());
-        assert!(HaError::from_status("x", 429, "").is_transient());
-        let unauthorized = HaError::from_status("x", 401, "401: Unauthorized");
+        assert!(from_status("x", 503, "").is_transient());
+        assert!(from_status("x", 429, "").is_transient());
+        let unauthorized = from_status("x", 401, "401: Unauthorized");
         assert!(!unauthorized.is_transient());
         assert!(unauthorized.to_string().contains("HA_TOKEN"));
-        assert!(!HaError::from_status("x", 404, "").is_transient());
+        assert!(!from_status("x", 404, "").is_transient());
     }
 }
