@@ -144,6 +144,11 @@ pub fn render_metrics(state: &HttpState) -> String {
             "Reconnects to the broker.",
             mqtt.reconnects(),
         ),
+        (
+            "homelab_mqtt_backlog_overflows_total",
+            "Messages that found their subscription's queue full.",
+            mqtt.backlog_overflows(),
+        ),
     ];
     for (name, help, value) in counters {
         family(&mut out, name, "counter", help, &labels, value as f64);

@@ -599,3 +599,74 @@ async fn subscriptions_are_restored_when_the_broker_forgot_the_session() {
         broker.log()
     );
 }
+
+#[tokio::test]
+async fn a_flood_for_a_stuck_handler_is_capped_and_the_service_stays_connected() {
+    use homelab::mqtt::SUBSCRIPTION_BACKLOG;
+    use rumqttc::QoS;
+    let broker = Broker::start();
+    let probe = Probe::connect(broker.port(), &[]).await;
+    let mqtt = Mqtt::connect(&config(&broker, "flooded"));
+    let release = Arc::new(Notify::new());
+    let (handled_tx, mut handled) = mpsc::unbounded_channel::<()>();
+    let gate = release.clone();
+    mqtt.subscribe(
+        "homelab/flooded/in",
+        move |_: Message<serde_json::Value>| {
+            let gate = gate.clone();
+            let handled = handled_tx.clone();
+            async move {
+                gate.notified().await; // stuck until the test lets it go
+                let _ = handled.send(());
+                Ok(())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let (marker, mut marker_rx) = forwarder::<Reading>();
+    mqtt.subscribe("homelab/flooded/marker", marker)
+        .await
+        .unwrap();
+    until_subscribed(&probe, "homelab/flooded/marker", &mut marker_rx).await;
+
+    let flood = SUBSCRIPTION_BACKLOG + 200;
+    for n in 0..flood {
+        probe
+            .publish(
+                "homelab/flooded/in",
+                format!("{{\"n\":{n}}}"),
+                QoS::AtMostOnce,
+                false,
+            )
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while mqtt.metrics().messages_in() < flood as u64 + 1 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One message is in the stuck handler, the queue holds its limit, the rest is counted.
+    assert_eq!(mqtt.metrics().backlog(), SUBSCRIPTION_BACKLOG as u64);
+    assert_eq!(mqtt.metrics().backlog_overflows(), 199);
+    // The connection and the other subscriptions go on.
+    probe
+        .publish_json("homelab/flooded/marker", &json!({"value": 3}))
+        .await;
+    let through = tokio::time::timeout(WAIT, marker_rx.recv())
+        .await
+        .expect("another subscription stalled by the flood")
+        .unwrap();
+    assert_eq!(through.payload.value, 3.0);
+    assert_eq!(mqtt.metrics().reconnects(), 0);
+
+    let mut count = 0;
+    while count < SUBSCRIPTION_BACKLOG + 1 {
+        release.notify_one();
+        tokio::time::timeout(WAIT, handled.recv())
+            .await
+            .expect("the queued messages are handled once the handler is free");
+        count += 1;
+    }
+    assert_eq!(mqtt.metrics().backlog(), 0);
+}

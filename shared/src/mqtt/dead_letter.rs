@@ -68,7 +68,7 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) async fn run<T, F, Fut>(
         self,
-        mut receiver: mpsc::UnboundedReceiver<Incoming>,
+        mut receiver: mpsc::Receiver<Incoming>,
         decode: Decode<T>,
         handler: F,
     ) where

@@ -117,10 +117,14 @@ impl EventLoopTask {
         incoming.ack = Some(ack);
         let mut delivered = false;
         for route in self.shared.routes.lock().expect("poisoned").iter() {
-            if rumqttc::matches(&incoming.topic, &route.filter)
-                && route.sender.send(incoming.clone()).is_ok()
-            {
-                self.shared.metrics.queued();
+            if rumqttc::matches(&incoming.topic, &route.filter) {
+                // A full queue counts as delivered: the message is not kept as unrouted.
+                super::queue(
+                    &self.shared.metrics,
+                    &route.sender,
+                    &route.filter,
+                    incoming.clone(),
+                );
                 delivered = true;
             }
         }

@@ -10,6 +10,7 @@ pub struct MqttMetrics {
     dead_letters: AtomicU64,
     reconnects: AtomicU64,
     backlog: AtomicI64,
+    backlog_overflows: AtomicU64,
 }
 
 impl MqttMetrics {
@@ -34,6 +35,12 @@ impl MqttMetrics {
         self.backlog.load(Ordering::Relaxed).max(0) as u64
     }
 
+    /// Messages that found their subscription's queue full (QoS 0: lost; QoS 1: not
+    /// acknowledged, so the broker delivers them again after the next reconnect).
+    pub fn backlog_overflows(&self) -> u64 {
+        self.backlog_overflows.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_in(&self) {
         self.messages_in.fetch_add(1, Ordering::Relaxed);
     }
@@ -51,6 +58,9 @@ impl MqttMetrics {
     }
     pub(crate) fn dequeued(&self) {
         self.backlog.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_backlog_overflow(&self) {
+        self.backlog_overflows.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);

@@ -147,6 +147,39 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// hands it back on every reconnect. Kept small enough for a 32 MiB container.
 const MAX_INCOMING_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
+/// Messages one subscription holds waiting for its handler. QoS 1 deliveries never fill
+/// it (the broker sends at most its window of unacknowledged messages, 20 for
+/// mosquitto); a flood of QoS 0 ones does, and the rest is dropped instead of growing
+/// memory without bound.
+pub const SUBSCRIPTION_BACKLOG: usize = 1000;
+
+/// Hands `message` to a subscription's queue; when the queue is full the message is
+/// dropped unacknowledged (a QoS 1 one comes again after the next reconnect).
+pub(crate) fn queue(
+    metrics: &MqttMetrics,
+    sender: &mpsc::Sender<Incoming>,
+    filter: &str,
+    message: Incoming,
+) -> bool {
+    match sender.try_send(message) {
+        Ok(()) => {
+            metrics.queued();
+            true
+        }
+        Err(mpsc::error::TrySendError::Full(message)) => {
+            metrics.count_backlog_overflow();
+            tracing::warn!(
+                topic = %message.topic,
+                filter,
+                backlog = SUBSCRIPTION_BACKLOG,
+                "mqtt_subscription_backlog_full"
+            );
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
 /// Acknowledges a received QoS 1 publish when the last copy of it is dropped, if it was
 /// handled: after every subscription it matched has handled it (or dead-lettered it). A
 /// copy dropped unhandled (a shutdown with messages still queued, a crash) sends no
@@ -233,7 +266,7 @@ impl Incoming {
 pub(crate) struct Route {
     pub(crate) filter: String,
     pub(crate) qos: QoS,
-    pub(crate) sender: mpsc::UnboundedSender<Incoming>,
+    pub(crate) sender: mpsc::Sender<Incoming>,
 }
 
 /// State shared between the handle and the event loop task.
@@ -454,7 +487,7 @@ impl Mqtt {
         if !rumqttc::valid_filter(filter) {
             return Err(MqttError::InvalidFilter(filter.to_string()));
         }
-        let (sender, receiver) = mpsc::unbounded_channel();
+        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BACKLOG);
         {
             let mut unrouted = self.shared.unrouted.lock().expect("poisoned");
             let (matching, rest): (Vec<_>, Vec<_>) = unrouted
@@ -462,9 +495,7 @@ impl Mqtt {
                 .partition(|message| rumqttc::matches(&message.topic, filter));
             *unrouted = rest;
             for message in matching {
-                if sender.send(message).is_ok() {
-                    self.shared.metrics.queued();
-                }
+                queue(&self.shared.metrics, &sender, filter, message);
             }
             self.shared.routes.lock().expect("poisoned").push(Route {
                 filter: filter.to_string(),
