@@ -15,7 +15,13 @@ fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
 
-pub fn online_payload(service: &str, version: &str, started: Instant, health: &Health) -> Value {
+pub fn online_payload(
+    service: &str,
+    version: &str,
+    started: Instant,
+    interval: Duration,
+    health: &Health,
+) -> Value {
     let mut payload: Map<String, Value> = health.fields().clone();
     payload.insert(
         "status".into(),
@@ -30,6 +36,7 @@ pub fn online_payload(service: &str, version: &str, started: Instant, health: &H
     }
     payload.insert("service".into(), json!(service));
     payload.insert("version".into(), json!(version));
+    payload.insert("interval_seconds".into(), json!(interval.as_secs()));
     payload.insert(
         "uptime_seconds".into(),
         json!(round1(started.elapsed().as_secs_f64())),
@@ -69,5 +76,57 @@ pub async fn run(
         {
             tracing::warn!(error = %error, "heartbeat_publish_failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::heartbeat::{Heartbeat, Status, CONNECTION_LOST};
+
+    /// What a service publishes is what health-monitor reads: every form, one type.
+    #[test]
+    fn each_heartbeat_the_runtime_publishes_parses_as_the_shared_message() {
+        let started = Instant::now();
+        let interval = Duration::from_secs(60);
+        let online: Heartbeat = serde_json::from_value(online_payload(
+            "pv-forecast",
+            "1.2.3",
+            started,
+            interval,
+            &Health::online().with("cycles", 4),
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                online.status,
+                online.interval_seconds,
+                online.details["cycles"].clone()
+            ),
+            (Status::Online, Some(60), json!(4))
+        );
+        let degraded: Heartbeat = serde_json::from_value(online_payload(
+            "pv-forecast",
+            "1.2.3",
+            started,
+            interval,
+            &Health::degraded("HA unreachable"),
+        ))
+        .unwrap();
+        assert_eq!(degraded.status, Status::Degraded);
+        assert_eq!(degraded.reason.as_deref(), Some("HA unreachable"));
+        let offline: Heartbeat =
+            serde_json::from_value(offline_payload("pv-forecast", "1.2.3", started, "shutdown"))
+                .unwrap();
+        assert_eq!(offline.status, Status::Offline);
+        let settings = crate::settings::CommonSettings::default();
+        let (_, will) = crate::mqtt::MqttConfig::for_service("pv-forecast", "1.2.3", &settings)
+            .last_will
+            .unwrap();
+        let will: Heartbeat = serde_json::from_slice(&will).unwrap();
+        assert_eq!(
+            (will.status, will.reason.as_deref()),
+            (Status::Offline, Some(CONNECTION_LOST))
+        );
     }
 }

@@ -2,6 +2,54 @@
 //! and every subscriber reads them with the same type, so that a field renamed on
 //! one side cannot silently become a default on the other.
 
+/// `homelab/<service>/heartbeat` (retained): alive, degraded, or gone and why.
+pub mod heartbeat {
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value};
+
+    /// Every service's heartbeat.
+    pub const FILTER: &str = "homelab/+/heartbeat";
+    /// The last will: the broker lost the connection (a crash, a kill, the network).
+    pub const CONNECTION_LOST: &str = "connection_lost";
+    /// The service stopped on purpose.
+    pub const SHUTDOWN: &str = "shutdown";
+    /// The service stopped because it failed.
+    pub const ERROR: &str = "error";
+
+    pub fn topic(service: &str) -> String {
+        format!("homelab/{service}/heartbeat")
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Status {
+        Online,
+        Degraded,
+        Offline,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Heartbeat {
+        pub status: Status,
+        pub service: String,
+        #[serde(default)]
+        pub version: Option<String>,
+        /// Degraded: what is wrong. Offline: `connection_lost`, `shutdown` or `error`.
+        #[serde(default)]
+        pub reason: Option<String>,
+        /// How often the next one comes; absent on `offline`.
+        #[serde(default)]
+        pub interval_seconds: Option<u64>,
+        #[serde(default)]
+        pub uptime_seconds: Option<f64>,
+        #[serde(default)]
+        pub memory_mb: Option<f64>,
+        /// The service's own health fields and the envelope's.
+        #[serde(flatten)]
+        pub details: Map<String, Value>,
+    }
+}
+
 /// Commands to a service from the orchestrator (or a person with `mosquitto_pub`).
 pub mod command {
     use serde::{Deserialize, Serialize};

@@ -270,7 +270,13 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
                     Duration::from_secs(heartbeat_every),
                     shutdown.clone(),
                     move || {
-                        heartbeat::online_payload(S::NAME, S::VERSION, started, &health_of.health())
+                        heartbeat::online_payload(
+                            S::NAME,
+                            S::VERSION,
+                            started,
+                            Duration::from_secs(heartbeat_every),
+                            &health_of.health(),
+                        )
                     },
                 ))
             });
@@ -291,7 +297,11 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     }
 
-    let reason = if outcome.is_ok() { "shutdown" } else { "error" };
+    let reason = if outcome.is_ok() {
+        crate::messages::heartbeat::SHUTDOWN
+    } else {
+        crate::messages::heartbeat::ERROR
+    };
     let offline = heartbeat::offline_payload(S::NAME, S::VERSION, started, reason);
     let published = tokio::time::timeout(
         Duration::from_secs(1),

@@ -59,7 +59,7 @@ impl MqttConfig {
             "status": "offline",
             "service": service,
             "version": version,
-            "reason": "connection_lost",
+            "reason": crate::messages::heartbeat::CONNECTION_LOST,
         });
         Self {
             service: service.to_string(),
