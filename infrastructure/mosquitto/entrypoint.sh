@@ -7,7 +7,8 @@
 #                                        (MQTT_PASSWORD_SMART_EV_CHARGING → smart-ev-charging)
 # An identity publishes only under homelab/<identity>/, its dead-letter topic and its own
 # HA discovery node, and reads homelab/#. Only homeassistant, dashboard and orchestrator
-# may publish to the services' command topics (homelab/+/entity/+/set).
+# may publish to the services' command topics (homelab/+/entity/+/set) and decide on
+# health-monitor's proposed actions (homelab/health-monitor/actions/<id>/approve|reject).
 # POSIX sh: the eclipse-mosquitto image is Alpine. MOSQUITTO_DIR exists for tests.
 set -eu
 
@@ -49,8 +50,15 @@ for variable in $(env | sed -n 's/^\(MQTT_PASSWORD_[A-Z0-9_]*\)=.*/\1/p' | sort)
     echo "topic read homelab/#"
     echo "topic read homeassistant/status"
     case "$identity" in
-      homeassistant) echo "topic readwrite homeassistant/#" && echo "topic write homelab/+/entity/+/set" ;;
-      dashboard | orchestrator) echo "topic write homelab/+/entity/+/set" ;;
+      homeassistant)
+        echo "topic readwrite homeassistant/#"
+        echo "topic write homelab/+/entity/+/set"
+        echo "topic write homelab/health-monitor/actions/+/+"
+        ;;
+      dashboard | orchestrator)
+        echo "topic write homelab/+/entity/+/set"
+        echo "topic write homelab/health-monitor/actions/+/+"
+        ;;
     esac
   } >>"$acl_file.new"
   identities="$identities $identity"

@@ -50,6 +50,94 @@ pub mod heartbeat {
     }
 }
 
+/// health-monitor's status for the dashboard, and the decisions on its actions.
+pub mod health_monitor {
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    /// Retained: every check's state.
+    pub const STATUS_TOPIC: &str = "homelab/health-monitor/status";
+    /// `homelab/health-monitor/actions/<id>/approve` or `.../reject`.
+    pub const DECISIONS_FILTER: &str = "homelab/health-monitor/actions/+/+";
+    /// The answer to a decision: accepted, or why not.
+    pub const ACTION_RESULT_TOPIC: &str = "homelab/health-monitor/action_result";
+
+    pub fn decision_topic(action_id: &str, approve: bool) -> String {
+        let verb = if approve { "approve" } else { "reject" };
+        format!("homelab/health-monitor/actions/{action_id}/{verb}")
+    }
+
+    /// A person's decision; `by` names them (the sender's service when absent).
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Decision {
+        #[serde(default)]
+        pub by: Option<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ActionResult {
+        pub action_id: String,
+        pub accepted: bool,
+        pub detail: String,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Status {
+        pub node: String,
+        pub layers: BTreeMap<String, LayerStatus>,
+        pub services: BTreeMap<String, ServiceStatus>,
+        pub containers: Vec<ContainerStatus>,
+        pub issues: Vec<Issue>,
+        pub pending_actions: Vec<PendingAction>,
+        /// Alerts not yet delivered (Telegram unreachable, or quiet hours).
+        pub alerts_waiting: usize,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct LayerStatus {
+        /// When it last ran; `None`: not yet, or switched off.
+        pub checked_at: Option<String>,
+        /// Why its last run failed.
+        pub error: Option<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct ServiceStatus {
+        /// online, degraded, offline or missing.
+        pub status: String,
+        pub reason: Option<String>,
+        pub last_seen: String,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct ContainerStatus {
+        pub name: String,
+        pub service: Option<String>,
+        pub state: String,
+        pub health: String,
+        pub restart_count: i64,
+        pub oom_killed: bool,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Issue {
+        pub id: String,
+        /// critical, warning or info.
+        pub severity: String,
+        pub summary: String,
+        pub since: String,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct PendingAction {
+        pub id: String,
+        pub kind: String,
+        pub target: String,
+        pub reason: String,
+        pub created_at: String,
+    }
+}
+
 /// Commands to a service from the orchestrator (or a person with `mosquitto_pub`).
 pub mod command {
     use serde::{Deserialize, Serialize};

@@ -348,6 +348,7 @@ fn each_container_gets_only_its_own_variables_and_every_variable_reaches_its_rea
     // each other's broker session.
     let not_for_containers = [
         "COMPOSE_PROJECT_NAME",
+        "DOCKER_GID",
         "MQTT_HOST",
         "MQTT_CLIENT_ID",
         "LOG_FORMAT",

@@ -379,10 +379,13 @@ async fn each_identity_publishes_only_as_itself_and_only_command_givers_send_com
         "homelab/errors/pv-forecast",
         "homeassistant/sensor/homelab_pv_forecast/today_total/config",
         "homeassistant/status",
+        // Only a person's channel (HA, dashboard, orchestrator) approves a restart.
+        "homelab/health-monitor/actions/restart-x/approve",
     ];
     let allowed_ha = [
         "homelab/smart-ev-charging/entity/mode/set",
         "homeassistant/status",
+        "homelab/health-monitor/actions/restart-x/approve",
     ];
     let refused_ha = [
         "homelab/smart-ev-charging/heartbeat",
