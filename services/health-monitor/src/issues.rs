@@ -105,7 +105,11 @@ pub(crate) struct AlertPolicy {
 }
 
 impl AlertPolicy {
-    fn hold_until(&self, severity: Severity, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn hold_until(
+        &self,
+        severity: Severity,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         if severity == Severity::Critical {
             return None;
         }

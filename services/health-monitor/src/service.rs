@@ -58,6 +58,9 @@ pub(crate) struct HealthMonitorService {
     wake: Notify,
     /// Wakes the container layer: after a restart, look again at once.
     recheck_containers: Notify,
+    started: std::time::Instant,
+    /// How long after start a service may still be unheard of (retained heartbeats).
+    settle: Duration,
 }
 
 fn now() -> DateTime<Utc> {
@@ -116,6 +119,8 @@ impl Service for HealthMonitorService {
             docker: tokio::sync::Mutex::new(None),
             wake: Notify::new(),
             recheck_containers: Notify::new(),
+            started: std::time::Instant::now(),
+            settle: Duration::from_secs(interval.clamp(5, 60) * 2),
             config,
         })
     }
@@ -322,7 +327,7 @@ impl HealthMonitorService {
             severity,
             text,
             created_at: at,
-            hold_until,
+            hold_until: hold_until.or_else(|| self.config.policy.hold_until(severity, at)),
             sent_to: Vec::new(),
         };
         let outbox = self.outbox.clone();
@@ -341,7 +346,7 @@ impl HealthMonitorService {
     }
 
     async fn check_heartbeats(&self, ctx: &Context<MonitorSettings>) {
-        let (findings, services): (Vec<Finding>, Vec<String>) = {
+        let (mut findings, services): (Vec<Finding>, Vec<String>) = {
             let heartbeats = self.heartbeats.lock().expect("poisoned");
             (
                 heartbeats.findings(now()),
@@ -351,6 +356,19 @@ impl HealthMonitorService {
                     .collect(),
             )
         };
+        // Just started: the retained heartbeats are still arriving. An issue about a
+        // service not heard from yet stays open rather than "recovering" for a moment.
+        if self.started.elapsed() < self.settle {
+            let live = self.live.lock().expect("poisoned");
+            findings.extend(
+                live.state
+                    .book
+                    .open_issues()
+                    .filter(|issue| issue.finding.layer == Layer::Heartbeats)
+                    .filter(|issue| !services.contains(&issue.finding.target))
+                    .map(|issue| issue.finding.clone()),
+            );
+        }
         for service in services {
             self.announce(&service, ctx).await;
         }
