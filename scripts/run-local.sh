@@ -125,7 +125,7 @@ trap stop_all EXIT
 trap 'stop_all 3; exit 0' INT
 trap 'stop_all; exit 0' TERM
 
-services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast)
+services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast health-monitor)
 needed=("${services[@]}")
 [[ -n "$mosquitto_bin" ]] || needed+=(local-broker)
 for binary in "${needed[@]}"; do
@@ -179,6 +179,9 @@ SIM_SPEED=$speed
 SIM_SEASON_DATE=$season_date
 PV_FORECAST_OPEN_METEO_URL=http://127.0.0.1:$sim_port
 EV_FORECAST_ICAL_URLS=$run_dir/trips.ics
+HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=0
+HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=0
+HEALTH_MONITOR_ENTITIES=input_boolean.homelab_safe_mode
 ENV
 } >"$run_dir/env"
 
@@ -215,6 +218,8 @@ homelab is running locally, on a SIMULATED house (sim-home, ${speed}x real time,
   fake HA:  http://127.0.0.1:$sim_port/api/states (Authorization: Bearer $token)
   charging mode: mosquitto_pub -h 127.0.0.1 -p $port -t homelab/smart-ev-charging/entity/mode/set -m smart
   services: ${services[*]}
+  alerts:   health-monitor's, in $run_dir/logs/health-monitor.log (no TELEGRAM_BOT_TOKEN here);
+            its container and diagnose layers are off: the services run as processes
   logs:     $run_dir/logs/   state: $run_dir/data/   environment: $run_dir/env
 Ctrl-C stops everything.
 INFO

@@ -131,7 +131,8 @@ cp .env.example "$stack/.env"
 cat services/sim-home/demo.env.example >>"$stack/.env"
 set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user" "MQTT_PASSWORD=$mqtt_password" \
   "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
-  "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60"
+  "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60" \
+  "DOCKER_GID=$(stat -c %g /var/run/docker.sock)" "HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=5"
 scripts/mqtt-users.sh "$stack/.env" >/dev/null # every service its own random broker password
 compose build >"$work/build.log" 2>&1 || { tail -60 "$work/build.log"; fail "compose build failed"; }
 figure "service images, first build: $((SECONDS - phase_started)) s"
@@ -261,6 +262,54 @@ print(int(float(number) * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, 
     fail "$service: a write to / succeeded"
   fi
   pass "$service uid $uid, read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB"
+done
+
+phase "health-monitor: a stopped service gets a proposed restart; approved runs, rejected does not"
+ha_password="$(sed -n 's/^MQTT_PASSWORD_HOMEASSISTANT=//p' "$stack/.env")"
+actions() { compose exec -T health-monitor /app/health-monitor actions list 2>/dev/null || true; }
+# stage_of SERVICE → "stage id" of the newest action for its container
+stage_of() {
+  local name
+  name="$(docker inspect -f '{{ .Name }}' "$(container "$1")")"
+  actions | awk -v c="${name#/}" '$4 == c { line = $1 " " $2 } END { print line }'
+}
+compose stop pv-forecast ev-forecast >/dev/null 2>&1
+stopped_at=$SECONDS
+deadline=$((SECONDS + 90))
+until [[ "$(stage_of pv-forecast)" == pending* && "$(stage_of ev-forecast)" == pending* ]]; do
+  ((SECONDS < deadline)) || { actions; fail "no restart proposed for the stopped services within 90 s"; }
+  sleep 2
+done
+proposed_after=$((SECONDS - stopped_at))
+[[ "$(inspect pv-forecast '{{ .State.Status }}')" == exited ]] || fail "pv-forecast was restarted without approval"
+pass "stopped pv-forecast and ev-forecast: restarts proposed after ${proposed_after} s, nothing restarted yet"
+approve_id="$(stage_of pv-forecast | cut -d' ' -f2)"
+reject_id="$(stage_of ev-forecast | cut -d' ' -f2)"
+decide() { # ID VERB: as Home Assistant's identity (the ACL lets only command givers decide)
+  compose exec -T mqtt mosquitto_pub -h 127.0.0.1 -u homeassistant -P "$ha_password" -q 1 \
+    -t "homelab/health-monitor/actions/$1/$2" -m '{"by":"ci"}'
+}
+decided_at=$SECONDS
+decide "$approve_id" approve
+decide "$reject_id" reject
+deadline=$((SECONDS + 90))
+until [[ "$(stage_of pv-forecast)" == completed* && "$(inspect pv-forecast '{{ .State.Status }}')" == running ]]; do
+  ((SECONDS < deadline)) || { actions; fail "the approved restart of pv-forecast did not complete within 90 s"; }
+  sleep 2
+done
+restarted_after=$((SECONDS - decided_at))
+[[ "$(stage_of ev-forecast)" == rejected* ]] || { actions; fail "the rejected action is not in rejected/"; }
+[[ "$(inspect ev-forecast '{{ .State.Status }}')" == exited ]] || fail "ev-forecast was restarted although rejected"
+pass "approved over MQTT: pv-forecast restarted through the Docker API, action completed ${restarted_after} s after the approval; rejected: ev-forecast left stopped"
+compose logs --no-color health-monitor >"$work/monitor.log" 2>&1
+grep -q 'restart of .*pv-forecast.* (approved by ci)' "$work/monitor.log" \
+  || fail "no alert about the restart in health-monitor's log (alerts go to the log without a Telegram token)"
+pass "without a Telegram token the alerts are in health-monitor's log ($(grep -c '"alert"' "$work/monitor.log") alert lines)"
+compose start ev-forecast >/dev/null 2>&1
+deadline=$((SECONDS + 120))
+until [[ "$(inspect ev-forecast '{{ .State.Health.Status }}')" == healthy && "$(inspect pv-forecast '{{ .State.Health.Status }}')" == healthy ]]; do
+  ((SECONDS < deadline)) || fail "pv-forecast and ev-forecast not healthy again 120 s after the health-monitor phase"
+  sleep 2
 done
 
 phase "broker restart: every service reconnects by itself"

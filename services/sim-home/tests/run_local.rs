@@ -11,12 +11,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "sim-home",
     "example-service",
     "pv-forecast",
     "smart-ev-charging",
     "ev-forecast",
+    "health-monitor",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
