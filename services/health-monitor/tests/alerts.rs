@@ -23,6 +23,14 @@ async fn a_dead_service_is_alerted_once_per_chat_and_so_is_its_recovery() {
     let process = spawn(&mut monitor(&broker, &telegram.url, data.path()));
     until_started(&telegram).await;
     let probe = Probe::connect(broker.port(), &[]).await;
+    let mut ha_view = Probe::connect(
+        broker.port(),
+        &[
+            "homelab/health-monitor/entity/svc_a_problem/state",
+            "homeassistant/binary_sensor/homelab_health_monitor/svc_a_problem/config",
+        ],
+    )
+    .await;
 
     // Its last will: the broker lost svc-a.
     probe
@@ -53,6 +61,21 @@ async fn a_dead_service_is_alerted_once_per_chat_and_so_is_its_recovery() {
         "last will → alert took {latency:?}"
     );
     assert!(down[0].text.starts_with("🔴 CRITICAL"), "{}", down[0].text);
+    // In HA: a problem sensor for svc-a, on.
+    let mut config = None;
+    let mut problem = None;
+    while config.is_none() || problem.as_deref() != Some("ON") {
+        let message = ha_view
+            .next(Duration::from_secs(10))
+            .await
+            .expect("discovery and state");
+        if message.topic.ends_with("/config") {
+            config = Some(message.json());
+        } else {
+            problem = Some(String::from_utf8_lossy(&message.payload).to_string());
+        }
+    }
+    assert_eq!(config.unwrap()["device_class"], "problem");
 
     // Still dead for a while: no second alert.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -71,6 +94,11 @@ async fn a_dead_service_is_alerted_once_per_chat_and_so_is_its_recovery() {
         .await;
     assert_eq!(per_chat(&recovered), CHATS);
     assert!(recovered[0].text.contains("svc-a is offline"));
+    let cleared = ha_view
+        .next(Duration::from_secs(10))
+        .await
+        .expect("problem state off");
+    assert_eq!(&cleared.payload[..], b"OFF");
 
     // A service that just goes silent is down after 3 missed intervals of 1 s.
     probe

@@ -144,6 +144,29 @@ async fn a_wrong_token_is_named_in_diagnose_and_never_printed() {
         .unwrap();
     let text = String::from_utf8_lossy(&right.stdout);
     assert!(text.contains("bot @house_bot, 2 chat(s)"), "{text}");
+
+    // No Docker socket: that layer warns, the rest of diagnose is unaffected.
+    let no_docker = monitor(&broker, &telegram.url, data.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["diagnose", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&no_docker.stdout).unwrap();
+    let step = |name: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|step| step["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no step {name}: {report}"))
+    };
+    assert_eq!(step("docker")["status"], "warn");
+    assert!(step("docker")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no Docker socket at /nonexistent/docker.sock"));
+    assert_eq!(step("telegram")["status"], "pass");
 }
 
 /// A disk that fills up: the process may write at most 6 KiB per file (RLIMIT_FSIZE,
