@@ -7,7 +7,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{heartbeat, monitor, spawn, until_started, FakeTelegram};
+use common::{beat, monitor, spawn, until_started, FakeTelegram};
 use homelab::mqtt::QoS;
 use homelab::testkit::{Broker, Probe};
 use std::io::Write;
@@ -59,25 +59,10 @@ async fn main() {
     let mut will_to_alert = Vec::new();
     for n in 0..10 {
         let service = format!("bench-will-{n}");
-        let topic = format!("homelab/{service}/heartbeat");
-        probe
-            .publish(
-                topic.as_str(),
-                heartbeat(&service, "online", None),
-                QoS::AtLeastOnce,
-                false,
-            )
-            .await;
+        beat(&probe, &service, "online", None, false).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let died = Instant::now();
-        probe
-            .publish(
-                topic.as_str(),
-                heartbeat(&service, "offline", Some("connection_lost")),
-                QoS::AtLeastOnce,
-                false,
-            )
-            .await;
+        beat(&probe, &service, "offline", Some("connection_lost"), false).await;
         let alerts = telegram
             .wait_for(&format!("{service} is offline"), 1, Duration::from_secs(10))
             .await;
@@ -88,16 +73,8 @@ async fn main() {
     let mut silence_to_alert = Vec::new();
     for n in 0..5 {
         let service = format!("bench-silent-{n}");
-        let topic = format!("homelab/{service}/heartbeat");
         let last = Instant::now();
-        probe
-            .publish(
-                topic.as_str(),
-                heartbeat(&service, "online", None),
-                QoS::AtLeastOnce,
-                false,
-            )
-            .await;
+        beat(&probe, &service, "online", None, false).await;
         let alerts = telegram
             .wait_for(&format!("{service} is down"), 1, Duration::from_secs(15))
             .await;

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{heartbeat, monitor, spawn, until_started, FakeTelegram, CHATS};
-use homelab::mqtt::QoS;
+use common::{beat, monitor, spawn, until_started, FakeTelegram, CHATS};
 use homelab::testkit::{Broker, Probe};
 use std::time::{Duration, Instant};
 
@@ -33,24 +32,10 @@ async fn a_dead_service_is_alerted_once_per_chat_and_so_is_its_recovery() {
     .await;
 
     // Its last will: the broker lost svc-a.
-    probe
-        .publish(
-            "homelab/svc-a/heartbeat",
-            heartbeat("svc-a", "online", None),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
+    beat(&probe, "svc-a", "online", None, true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let died = Instant::now();
-    probe
-        .publish(
-            "homelab/svc-a/heartbeat",
-            heartbeat("svc-a", "offline", Some("connection_lost")),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
+    beat(&probe, "svc-a", "offline", Some("connection_lost"), true).await;
     let down = telegram
         .wait_for("svc-a is offline", 2, Duration::from_secs(10))
         .await;
@@ -81,14 +66,7 @@ async fn a_dead_service_is_alerted_once_per_chat_and_so_is_its_recovery() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(telegram.messages_about("svc-a is offline").len(), 2);
 
-    probe
-        .publish(
-            "homelab/svc-a/heartbeat",
-            heartbeat("svc-a", "online", None),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
+    beat(&probe, "svc-a", "online", None, true).await;
     let recovered = telegram
         .wait_for("✅ resolved", 2, Duration::from_secs(10))
         .await;
@@ -101,14 +79,7 @@ async fn a_dead_service_is_alerted_once_per_chat_and_so_is_its_recovery() {
     assert_eq!(&cleared.payload[..], b"OFF");
 
     // A service that just goes silent is down after 3 missed intervals of 1 s.
-    probe
-        .publish(
-            "homelab/svc-b/heartbeat",
-            heartbeat("svc-b", "online", None),
-            QoS::AtLeastOnce,
-            false,
-        )
-        .await;
+    beat(&probe, "svc-b", "online", None, false).await;
     let silent_since = Instant::now();
     let silent = telegram
         .wait_for("svc-b is down: no heartbeat", 2, Duration::from_secs(15))
@@ -142,14 +113,7 @@ async fn alerts_wait_for_telegram_and_a_restart_sends_nothing_twice() {
 
     // Chat 222 cannot be reached (a 502 from the Bot API).
     telegram.bot.failing.lock().unwrap().insert("222".into());
-    probe
-        .publish(
-            "homelab/svc-c/heartbeat",
-            heartbeat("svc-c", "offline", Some("connection_lost")),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
+    beat(&probe, "svc-c", "offline", Some("connection_lost"), true).await;
     let reached = telegram
         .wait_for("svc-c is offline", 1, Duration::from_secs(10))
         .await;
@@ -205,22 +169,8 @@ async fn quiet_hours_hold_a_warning_but_not_a_critical_alert() {
     let mut watcher = Probe::connect(broker.port(), &["homelab/health-monitor/status"]).await;
     assert!(watcher.next(Duration::from_secs(20)).await.is_some());
     let probe = Probe::connect(broker.port(), &[]).await;
-    probe
-        .publish(
-            "homelab/svc-d/heartbeat",
-            heartbeat("svc-d", "degraded", Some("HA unreachable")),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
-    probe
-        .publish(
-            "homelab/svc-e/heartbeat",
-            heartbeat("svc-e", "offline", Some("connection_lost")),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
+    beat(&probe, "svc-d", "degraded", Some("HA unreachable"), true).await;
+    beat(&probe, "svc-e", "offline", Some("connection_lost"), true).await;
     let critical = telegram
         .wait_for("svc-e is offline", 2, Duration::from_secs(10))
         .await;

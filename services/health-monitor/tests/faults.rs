@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{heartbeat, monitor, spawn, until_started, FakeTelegram};
+use common::{beat, monitor, spawn, until_started, FakeTelegram};
 use homelab::mqtt::QoS;
 use homelab::testkit::{Broker, Probe};
 use serde_json::json;
@@ -98,14 +98,7 @@ async fn decisions_on_unknown_actions_and_malformed_payloads_are_refused_clearly
     assert!(String::from_utf8_lossy(&cli.stderr).contains("no action restart-gone"));
 
     // Still running, still alerting.
-    probe
-        .publish(
-            "homelab/svc-y/heartbeat",
-            heartbeat("svc-y", "offline", Some("connection_lost")),
-            QoS::AtLeastOnce,
-            false,
-        )
-        .await;
+    beat(&probe, "svc-y", "offline", Some("connection_lost"), false).await;
     assert_eq!(
         telegram
             .wait_for("svc-y", 2, Duration::from_secs(10))
@@ -200,14 +193,7 @@ async fn a_full_disk_leaves_no_torn_event_line_and_alerts_keep_flowing() {
     for n in 0..40 {
         let status = if n % 2 == 0 { "degraded" } else { "online" };
         let reason = format!("flap number {n} with a reason long enough to fill lines");
-        probe
-            .publish(
-                "homelab/svc-f/heartbeat",
-                heartbeat("svc-f", status, Some(&reason)),
-                QoS::AtLeastOnce,
-                false,
-            )
-            .await;
+        beat(&probe, "svc-f", status, Some(&reason), false).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -231,14 +217,7 @@ async fn a_full_disk_leaves_no_torn_event_line_and_alerts_keep_flowing() {
     );
     let lines = common::events(data.path()); // panics on a torn line
     assert!(lines.len() > 10);
-    probe
-        .publish(
-            "homelab/svc-g/heartbeat",
-            heartbeat("svc-g", "offline", Some("connection_lost")),
-            QoS::AtLeastOnce,
-            false,
-        )
-        .await;
+    beat(&probe, "svc-g", "offline", Some("connection_lost"), false).await;
     assert_eq!(
         telegram
             .wait_for("svc-g is offline", 2, Duration::from_secs(10))

@@ -196,3 +196,21 @@ pub fn events(data: &std::path::Path) -> Vec<Value> {
     }
     all
 }
+
+/// Publishes a heartbeat of `service` as the service itself would.
+pub async fn beat(
+    probe: &homelab::testkit::Probe,
+    service: &str,
+    status: &str,
+    reason: Option<&str>,
+    retain: bool,
+) {
+    probe
+        .publish(
+            &format!("homelab/{service}/heartbeat"),
+            heartbeat(service, status, reason),
+            homelab::mqtt::QoS::AtLeastOnce,
+            retain,
+        )
+        .await;
+}
