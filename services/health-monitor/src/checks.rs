@@ -24,6 +24,14 @@ pub(crate) async fn infrastructure(
             "homeassistant",
             format!("Home Assistant does not answer: {error}"),
         ));
+    } else if let Err(error) = websocket_alive(ha).await {
+        findings.push(Finding::new(
+            Layer::Infrastructure,
+            Kind::HaWebsocketDead,
+            Severity::Critical,
+            "homeassistant",
+            format!("Home Assistant's WebSocket API does not work (REST does): {error}"),
+        ));
     }
     if !broker_connected {
         findings.push(Finding::new(
@@ -46,6 +54,17 @@ pub(crate) async fn infrastructure(
         }
     }
     findings
+}
+
+/// Connects, authenticates and subscribes to `state_changed`, then hangs up.
+async fn websocket_alive(ha: &HomeAssistant) -> Result<(), String> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut subscription = ha.subscribe_state_changes(Vec::new(), stop.clone());
+    let result = subscription
+        .wait_subscribed(1, Duration::from_secs(10))
+        .await;
+    stop.cancel();
+    result
 }
 
 /// Entities that are `unavailable`/`unknown`, missing, or silent for longer than

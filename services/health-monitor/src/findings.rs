@@ -65,6 +65,8 @@ pub(crate) enum Kind {
     /// A monitoring layer could not run (Docker socket missing, HA unreachable).
     LayerFailed,
     HaUnreachable,
+    /// REST answers but the WebSocket (every event-driven service's input) does not.
+    HaWebsocketDead,
     BrokerUnreachable,
     InfluxUnreachable,
     EntityUnavailable,
@@ -82,6 +84,7 @@ impl Kind {
             Self::ContainerOomKilled => "container_oom_killed",
             Self::LayerFailed => "layer_failed",
             Self::HaUnreachable => "ha_unreachable",
+            Self::HaWebsocketDead => "ha_websocket_dead",
             Self::BrokerUnreachable => "broker_unreachable",
             Self::InfluxUnreachable => "influx_unreachable",
             Self::EntityUnavailable => "entity_unavailable",
@@ -104,6 +107,7 @@ impl Kind {
             }
             Self::LayerFailed
             | Self::HaUnreachable
+            | Self::HaWebsocketDead
             | Self::BrokerUnreachable
             | Self::InfluxUnreachable => ("infrastructure_unreachable", "infrastructure_recovered"),
         }

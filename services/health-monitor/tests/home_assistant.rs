@@ -43,6 +43,13 @@ async fn unavailable_and_missing_entities_and_a_dead_home_assistant_are_alerted(
         missing[0].text
     );
     assert!(telegram.messages_about("input_number.pv_power").is_empty());
+    assert!(
+        telegram
+            .messages_about("Home Assistant does not answer")
+            .is_empty()
+            && telegram.messages_about("WebSocket").is_empty(),
+        "HA's REST and WebSocket work: no infrastructure alert"
+    );
 
     let ha = HomeAssistant::new(&core.url(), Secret::new(core.token()));
     ha.set_state("input_number.pv_power", "unavailable", &json!({}))
