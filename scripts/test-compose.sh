@@ -132,7 +132,8 @@ cat services/sim-home/demo.env.example >>"$stack/.env"
 set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user" "MQTT_PASSWORD=$mqtt_password" \
   "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
   "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60" \
-  "DOCKER_GID=$(stat -c %g /var/run/docker.sock)" "HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=5"
+  "DOCKER_GID=$(stat -c %g /var/run/docker.sock)" "HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=5" \
+  "HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=30"
 scripts/mqtt-users.sh "$stack/.env" >/dev/null # every service its own random broker password
 compose build >"$work/build.log" 2>&1 || { tail -60 "$work/build.log"; fail "compose build failed"; }
 figure "service images, first build: $((SECONDS - phase_started)) s"
@@ -273,6 +274,24 @@ stage_of() {
   name="$(docker inspect -f '{{ .Name }}' "$(container "$1")")"
   actions | awk -v c="${name#/}" '$4 == c { line = $1 " " $2 } END { print line }'
 }
+# Its diagnose sweep (docker exec of each service's `diagnose --json`) reached every container.
+deadline=$((SECONDS + 120))
+until swept="$(sub -t homelab/health-monitor/status -C 1 -W 5 2>/dev/null | python3 -c '
+import json, sys
+status = json.loads(sys.stdin.read())
+wanted = set(sys.argv[1:])
+swept = status.get("diagnose", {})
+missing = wanted - set(swept)
+if missing:
+    sys.exit("no diagnose yet for " + " ".join(sorted(missing)))
+def verdict(report):
+    return "ok" if report["ok"] else "FAIL " + ";".join(report["failing"])
+print(" ".join(name + ":" + verdict(swept[name]) for name in sorted(wanted)))
+' "${services[@]}")"; do
+  ((SECONDS < deadline)) || fail "health-monitor's diagnose sweep did not reach every container within 120 s"
+  sleep 5
+done
+pass "health-monitor ran diagnose --json in every container through the Docker API: $swept"
 compose stop pv-forecast ev-forecast >/dev/null 2>&1
 stopped_at=$SECONDS
 deadline=$((SECONDS + 90))

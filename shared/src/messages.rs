@@ -91,6 +91,18 @@ pub mod health_monitor {
         pub pending_actions: Vec<PendingAction>,
         /// Alerts not yet delivered (Telegram unreachable, or quiet hours).
         pub alerts_waiting: usize,
+        /// The last `diagnose --json` of each service's container.
+        #[serde(default)]
+        pub diagnose: BTreeMap<String, DiagnoseStatus>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct DiagnoseStatus {
+        pub checked_at: String,
+        /// No step failed.
+        pub ok: bool,
+        /// `step: detail` of each failing step.
+        pub failing: Vec<String>,
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

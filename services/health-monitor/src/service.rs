@@ -39,6 +39,7 @@ struct Live {
     state: MonitorState,
     layers: BTreeMap<Layer, (Option<DateTime<Utc>>, Option<String>)>,
     containers: Vec<Container>,
+    diagnose: BTreeMap<String, msg::DiagnoseStatus>,
     announced: BTreeSet<String>,
     alerts_waiting: usize,
     oldest_waiting: Option<DateTime<Utc>>,
@@ -799,7 +800,22 @@ impl HealthMonitorService {
                 Err(error) => Err(error),
                 Ok(docker) => {
                     let containers = self.live.lock().expect("poisoned").containers.clone();
-                    Ok(checks::diagnose_sweep(&docker, &containers).await.0)
+                    let (findings, reports) = checks::diagnose_sweep(&docker, &containers).await;
+                    let checked_at = now().to_rfc3339();
+                    let mut live = self.live.lock().expect("poisoned");
+                    for (service, report) in reports {
+                        let failing = checks::diagnose_findings(&service, &report)
+                            .into_iter()
+                            .map(|finding| finding.summary)
+                            .collect::<Vec<_>>();
+                        let status = msg::DiagnoseStatus {
+                            checked_at: checked_at.clone(),
+                            ok: failing.is_empty(),
+                            failing,
+                        };
+                        live.diagnose.insert(service, status);
+                    }
+                    Ok(findings)
                 }
             };
             self.apply(&ctx, Layer::Diagnose, outcome).await;
@@ -1015,6 +1031,7 @@ impl HealthMonitorService {
                 })
                 .collect(),
             alerts_waiting: live.alerts_waiting,
+            diagnose: live.diagnose.clone(),
         };
         serde_json::to_value(status).expect("the status serializes")
     }
