@@ -133,7 +133,9 @@ set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user"
   "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
   "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60" \
   "DOCKER_GID=$(stat -c %g /var/run/docker.sock)" "HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=5" \
-  "HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=30"
+  "HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=30" \
+  "DASHBOARD_PASSWORD=ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+  "DASHBOARD_PORT=$((20000 + RANDOM % 20000))"
 scripts/mqtt-users.sh "$stack/.env" >/dev/null # every service its own random broker password
 compose build >"$work/build.log" 2>&1 || { tail -60 "$work/build.log"; fail "compose build failed"; }
 figure "service images, first build: $((SECONDS - phase_started)) s"

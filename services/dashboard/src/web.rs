@@ -1,0 +1,374 @@
+//! The HTTP side: sign-in, the page and its sections, live updates (SSE), the two
+//! commands (charging mode, a decision on an action) as forms and as `/api/v1`.
+
+use crate::auth::{self, Auth, Refusal, Session};
+use crate::live::{Live, Section};
+use crate::view;
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use homelab::messages::health_monitor::{decision_topic, Decision};
+use homelab::mqtt::{Mqtt, QoS};
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const COOKIE: &str = "homelab_session";
+
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) live: Arc<Live>,
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) mqtt: Mqtt,
+}
+
+pub(crate) fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/section/{name}", get(section))
+        .route("/events", get(events))
+        .route("/charging/mode", post(set_mode_form))
+        .route("/actions/{id}/{verb}", post(decide_form))
+        .route("/api/v1/overview", get(api_overview))
+        .route("/api/v1/charging/mode", post(api_set_mode))
+        .route("/api/v1/actions/{id}/{verb}", post(api_decide))
+        .with_state(app)
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|pair| {
+            pair.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
+}
+
+fn session_of(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
+    let token = token_of(headers)?;
+    app.auth
+        .session(&token, Utc::now())
+        .map(|session| (token, session))
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, "invalid or missing CSRF token").into_response()
+}
+
+async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
+    match session_of(&app, &headers) {
+        None => Redirect::to("/login").into_response(),
+        Some((_, session)) => Html(
+            view::page(
+                &app.live.snapshot(),
+                &session.user,
+                &session.csrf,
+                Utc::now(),
+            )
+            .into_string(),
+        )
+        .into_response(),
+    }
+}
+
+async fn login_page() -> Html<String> {
+    Html(view::login(None).into_string())
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(credentials): Form<Credentials>,
+) -> Response {
+    let from = peer.ip();
+    if let Err(Refusal::RateLimited {
+        retry_after_seconds,
+    }) = app.auth.check_rate(from, Utc::now())
+    {
+        tracing::warn!(from = %from, retry_after_seconds, "login_rate_limited");
+        let page = view::login(Some(
+            "Too many failed sign-ins from here; wait a few minutes.",
+        ));
+        let mut response =
+            (StatusCode::TOO_MANY_REQUESTS, Html(page.into_string())).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        return response;
+    }
+    let hash = app.auth.password_hash().to_string();
+    let password = credentials.password;
+    let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    match app
+        .auth
+        .finish_login(&credentials.username, password_ok, from, Utc::now())
+    {
+        Ok((token, _)) => {
+            tracing::info!(user = %credentials.username, from = %from, "login");
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let mut response = Redirect::to("/").into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(_) => {
+            tracing::warn!(from = %from, "login_failed");
+            let page = view::login(Some("Wrong user or password."));
+            (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some((token, session)) = session_of(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !auth::same_secret(&form.csrf, &session.csrf) {
+        return forbidden();
+    }
+    app.auth.logout(&token);
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("homelab_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    response
+}
+
+async fn section(State(app): State<App>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let Some((_, session)) = session_of(&app, &headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let Some(section) = Section::parse(&name) else {
+        return (StatusCode::NOT_FOUND, format!("no section {name:?}")).into_response();
+    };
+    Html(view::render(section, &app.live.snapshot(), &session.csrf, Utc::now()).into_string())
+        .into_response()
+}
+
+async fn events(State(app): State<App>, headers: HeaderMap) -> Response {
+    if session_of(&app, &headers).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let changes = app.live.changes();
+    let stream = futures_util::stream::unfold(changes, |mut changes| async move {
+        loop {
+            match changes.recv().await {
+                Ok(section) => {
+                    let event = Event::default().event("update").data(section.as_str());
+                    return Some((Ok::<_, Infallible>(event), changes));
+                }
+                // A slow page missed some: it refreshes everything it would have.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The same command HA's select sends: the mode as plain text on its `/set` topic.
+async fn send_mode(app: &App, mode: &str, user: &str) -> Result<(), Response> {
+    if !view::MODES.contains(&mode) {
+        let message = format!("mode {mode:?} is not one of {}", view::MODES.join(", "));
+        return Err((StatusCode::BAD_REQUEST, message).into_response());
+    }
+    let topic = homelab::discovery::command_topic("smart-ev-charging", "mode");
+    app.mqtt
+        .publish_raw(&topic, mode.as_bytes().to_vec(), QoS::AtLeastOnce, false)
+        .await
+        .map_err(|error| {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("broker: {error}")).into_response()
+        })?;
+    tracing::info!(mode, user, "charging_mode_sent");
+    Ok(())
+}
+
+async fn send_decision(app: &App, id: &str, verb: &str, user: &str) -> Result<(), Response> {
+    let approve = match verb {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("{other:?} is not approve or reject"),
+            )
+                .into_response())
+        }
+    };
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an action id"),
+        )
+            .into_response());
+    }
+    let decision = Decision {
+        by: Some(user.to_string()),
+    };
+    app.mqtt
+        .publish_json(
+            &decision_topic(id, approve),
+            &decision,
+            QoS::AtLeastOnce,
+            false,
+        )
+        .await
+        .map_err(|error| {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("broker: {error}")).into_response()
+        })?;
+    tracing::info!(action_id = id, verb, user, "action_decision_sent");
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ModeForm {
+    csrf: String,
+    mode: String,
+}
+
+async fn set_mode_form(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<ModeForm>,
+) -> Response {
+    let Some((_, session)) = session_of(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !auth::same_secret(&form.csrf, &session.csrf) {
+        return forbidden();
+    }
+    match send_mode(&app, &form.mode, &session.user).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn decide_form(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, verb)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some((_, session)) = session_of(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !auth::same_secret(&form.csrf, &session.csrf) {
+        return forbidden();
+    }
+    match send_decision(&app, &id, &verb, &session.user).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(response) => response,
+    }
+}
+
+/// API calls: a session cookie, and for commands its CSRF token in `X-CSRF-Token`.
+type Denied = (StatusCode, Json<serde_json::Value>);
+
+fn api_session(app: &App, headers: &HeaderMap, command: bool) -> Result<Session, Denied> {
+    let Some((_, session)) = session_of(app, headers) else {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "sign in first (POST /login)"})),
+        ));
+    };
+    if command {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !auth::same_secret(sent, &session.csrf) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": "invalid or missing X-CSRF-Token"})),
+            ));
+        }
+    }
+    Ok(session)
+}
+
+async fn api_overview(State(app): State<App>, headers: HeaderMap) -> Response {
+    match api_session(&app, &headers, false) {
+        Ok(session) => {
+            let mut overview = serde_json::to_value(app.live.snapshot()).unwrap_or_default();
+            overview["csrf"] = json!(session.csrf);
+            Json(overview).into_response()
+        }
+        Err(denied) => denied.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ModeBody {
+    mode: String,
+}
+
+async fn api_set_mode(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(body): Json<ModeBody>,
+) -> Response {
+    let session = match api_session(&app, &headers, true) {
+        Ok(session) => session,
+        Err(denied) => return denied.into_response(),
+    };
+    match send_mode(&app, &body.mode, &session.user).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"sent": body.mode}))).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn api_decide(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, verb)): Path<(String, String)>,
+) -> Response {
+    let session = match api_session(&app, &headers, true) {
+        Ok(session) => session,
+        Err(denied) => return denied.into_response(),
+    };
+    match send_decision(&app, &id, &verb, &session.user).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"sent": verb, "action_id": id})),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
