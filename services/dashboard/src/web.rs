@@ -181,7 +181,12 @@ async fn events(State(app): State<App>, headers: HeaderMap) -> Response {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let changes = app.live.changes();
-    let stream = futures_util::stream::unfold(changes, |mut changes| async move {
+    // First every section once: what changed between the page's render and this
+    // connection (a reload after a command, a reconnect) is not missed.
+    let catch_up = futures_util::stream::iter(Section::ALL.map(|section| {
+        Ok::<_, Infallible>(Event::default().event("update").data(section.as_str()))
+    }));
+    let live = futures_util::stream::unfold(changes, |mut changes| async move {
         loop {
             match changes.recv().await {
                 Ok(section) => {
@@ -194,6 +199,7 @@ async fn events(State(app): State<App>, headers: HeaderMap) -> Response {
             }
         }
     });
+    let stream = futures_util::StreamExt::chain(catch_up, live);
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
