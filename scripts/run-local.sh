@@ -9,11 +9,12 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 usage: scripts/run-local.sh [--duration SECONDS] [--port PORT] [--sim-port PORT]
-                            [--speed N] [--state-dir DIR] [--no-build]
+                            [--web-port PORT] [--speed N] [--state-dir DIR] [--no-build]
 
   --duration SECONDS  stop by itself after SECONDS (for scripts and tests)
   --port PORT         MQTT port of the local broker (default: 1883, or the next free one)
   --sim-port PORT     port of sim-home's HA API (default: 8123, or the next free one)
+  --web-port PORT     the dashboard's port (default: 8085, or the next free one)
   --speed N           simulated seconds per real second (default 60: a day in 24 min)
   --state-dir DIR     state, logs and the generated .env (default: .local/)
   --season DATE       simulate the sun of DATE (YYYY-MM-DD, default: this year's
@@ -28,6 +29,7 @@ USAGE
 duration=""
 port=""
 sim_port=""
+web_port=""
 speed=60
 state_dir=""
 season_date="$(date +%Y)-06-21"
@@ -37,6 +39,7 @@ while (($#)); do
     --duration) duration="${2:?--duration needs a number of seconds}"; shift 2 ;;
     --port) port="${2:?--port needs a port number}"; shift 2 ;;
     --sim-port) sim_port="${2:?--sim-port needs a port number}"; shift 2 ;;
+    --web-port) web_port="${2:?--web-port needs a port number}"; shift 2 ;;
     --speed) speed="${2:?--speed needs a number}"; shift 2 ;;
     --state-dir) state_dir="${2:?--state-dir needs a directory}"; shift 2 ;;
     --season) season_date="${2:?--season needs a date or 'today'}"; shift 2 ;;
@@ -83,6 +86,7 @@ pick_port() { # name, given, default
 port="$(pick_port MQTT "$port" 1883)"
 sim_port="$(pick_port sim-home "$sim_port" 8123)"
 [[ "$sim_port" != "$port" ]] || sim_port=$((sim_port + 1))
+web_port="$(pick_port dashboard "$web_port" 8085)"
 
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
 if ((build)); then
@@ -125,7 +129,7 @@ trap stop_all EXIT
 trap 'stop_all 3; exit 0' INT
 trap 'stop_all; exit 0' TERM
 
-services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast health-monitor)
+services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast health-monitor dashboard)
 needed=("${services[@]}")
 [[ -n "$mosquitto_bin" ]] || needed+=(local-broker)
 for binary in "${needed[@]}"; do
@@ -146,6 +150,7 @@ for _ in $(seq 50); do port_taken "$port" && break; sleep 0.1; done
 
 # One environment for all, as a .env would hold it; sim-home accepts exactly this token.
 token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+web_password="$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 now_plus() { date -u -d "+$1 hours" +%Y%m%dT%H%M00Z; }
 cat >"$run_dir/trips.ics" <<ICS
 BEGIN:VCALENDAR
@@ -182,6 +187,10 @@ EV_FORECAST_ICAL_URLS=$run_dir/trips.ics
 HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=0
 HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=0
 HEALTH_MONITOR_ENTITIES=input_boolean.homelab_safe_mode
+DASHBOARD_BIND=127.0.0.1
+DASHBOARD_PORT=$web_port
+DASHBOARD_USERNAME=admin
+DASHBOARD_PASSWORD=$web_password
 ENV
 } >"$run_dir/env"
 
@@ -208,6 +217,7 @@ done
 
 cat <<INFO
 homelab is running locally, on a SIMULATED house (sim-home, ${speed}x real time, the sun of ${season_date:-today})
+  dashboard: http://127.0.0.1:$web_port  (user admin, password $web_password)
   broker:   mqtt://127.0.0.1:$port
   watch:    mosquitto_sub -h 127.0.0.1 -p $port -t 'homelab/#' -v
   within a minute: every service's homelab/<service>/heartbeat says online,

@@ -333,6 +333,21 @@ until [[ "$(inspect ev-forecast '{{ .State.Health.Status }}')" == healthy && "$(
   sleep 2
 done
 
+phase "dashboard: the one published port, behind its login"
+web_port="$(sed -n 's/^DASHBOARD_PORT=//p' "$stack/.env")"
+web_password="$(sed -n 's/^DASHBOARD_PASSWORD=//p' "$stack/.env")"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$web_port/")" == 303 ]] \
+  || fail "the dashboard on the published port $web_port does not send a stranger to its login"
+jar="$work/cookies"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' -c "$jar" --data-urlencode username=admin \
+  --data-urlencode "password=$web_password" "http://127.0.0.1:$web_port/login")" == 303 ]] \
+  || fail "signing in to the dashboard failed"
+page="$(curl -s -b "$jar" "http://127.0.0.1:$web_port/")"
+for service in "${services[@]}"; do
+  grep -q "data-service=\"$service\"" <<<"$page" || fail "the dashboard page does not show $service"
+done
+pass "dashboard on published port $web_port: a stranger goes to the login; signed in, the page lists ${#services[@]} services"
+
 phase "broker restart: every service reconnects by itself"
 declare -A started_at=()
 for service in "${services[@]}"; do started_at[$service]="$(inspect "$service" '{{ .State.StartedAt }}')"; done

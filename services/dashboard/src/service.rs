@@ -35,13 +35,19 @@ fn password_hash(
     let password = uuid::Uuid::new_v4().simple().to_string();
     let path = data_dir.join("dashboard-password");
     std::fs::create_dir_all(data_dir)?;
-    std::fs::write(&path, format!("{password}\n"))
-        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    // Created readable by this user only, before a byte is in it.
+    let written = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(format!("{password}\n").as_bytes()))
+    };
+    written.map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
     tracing::warn!(path = %path.display(), "dashboard_password_generated");
     Ok(auth::hash_password(&password))
 }

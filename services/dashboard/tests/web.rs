@@ -309,3 +309,42 @@ async fn a_heartbeat_reaches_an_open_page_within_300_ms() {
         "MQTT → SSE took {delays:?}"
     );
 }
+
+#[tokio::test]
+async fn without_a_password_it_refuses_the_network_and_generates_one_for_loopback() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let command = |bind: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dashboard"));
+        command
+            .current_dir(data.path())
+            .env_clear()
+            .env("MQTT_HOST", "127.0.0.1")
+            .env("MQTT_PORT", broker.port().to_string())
+            .env("DATA_DIR", data.path())
+            .env("DASHBOARD_BIND", bind)
+            .env("DASHBOARD_PORT", free_port().to_string());
+        command
+    };
+    let refused = command("0.0.0.0").output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stdout).to_string()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("DASHBOARD_PASSWORD is empty"), "{said}");
+
+    let _local = ServiceProcess::spawn(
+        command("127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let file = data.path().join("dashboard-password");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no generated password file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only its user may read it");
+    assert!(std::fs::read_to_string(&file).unwrap().trim().len() >= 32);
+}

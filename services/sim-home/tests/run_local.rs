@@ -11,13 +11,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "sim-home",
     "example-service",
     "pv-forecast",
     "smart-ev-charging",
     "ev-forecast",
     "health-monitor",
+    "dashboard",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +35,7 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
         );
     }
     let state = tempfile::tempdir().unwrap();
-    let (port, sim_port) = (free_port(), free_port());
+    let (port, sim_port, web_port) = (free_port(), free_port(), free_port());
     let terminal = state.path().join("terminal.txt");
     let mut script = Command::new("bash")
         .arg(root.join("scripts/run-local.sh"))
@@ -46,6 +47,8 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
             &port.to_string(),
             "--sim-port",
             &sim_port.to_string(),
+            "--web-port",
+            &web_port.to_string(),
         ])
         .arg("--state-dir")
         .arg(state.path())
@@ -174,6 +177,12 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
     drop(guard);
     assert!(status.success(), "run-local.sh exited with {status}");
     let printed = std::fs::read_to_string(&terminal).unwrap();
+    assert!(
+        printed.contains(&format!(
+            "dashboard: http://127.0.0.1:{web_port}  (user admin, password "
+        )),
+        "the dashboard's address and sign-in are printed"
+    );
     for service in SERVICES {
         let log = std::fs::read_to_string(state.path().join(format!("logs/{service}.log")))
             .unwrap_or_default();
