@@ -37,6 +37,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/events", get(events))
         .route("/charging/mode", post(set_mode_form))
         .route("/actions/{id}/{verb}", post(decide_form))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/overview", get(api_overview))
         .route("/api/v1/charging/mode", post(api_set_mode))
         .route("/api/v1/actions/{id}/{verb}", post(api_decide))
@@ -304,6 +305,66 @@ async fn decide_form(
     }
 }
 
+/// The API's description (OpenAPI 3.1), written next to the handlers it describes; a
+/// test checks that it lists exactly the `/api/v1` routes and that each answers so.
+pub(crate) fn openapi_document() -> serde_json::Value {
+    let error = json!({"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]});
+    let denied = json!({
+        "401": {"description": "no session: sign in with POST /login", "content": {"application/json": {"schema": error}}},
+        "403": {"description": "missing or wrong X-CSRF-Token", "content": {"application/json": {"schema": error}}}
+    });
+    let csrf = json!({"name": "X-CSRF-Token", "in": "header", "required": true,
+        "description": "the session's token, from GET /api/v1/overview", "schema": {"type": "string"}});
+    let mut command_responses = denied.clone();
+    command_responses["202"] = json!({"description": "sent to the broker"});
+    command_responses["400"] = json!({"description": "not a valid mode or action id"});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "homelab dashboard", "version": "1"},
+        "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": COOKIE}}},
+        "security": [{"session": []}],
+        "paths": {
+            "/api/v1/overview": {"get": {
+                "summary": "everything the page shows, and the session's CSRF token",
+                "responses": {
+                    "200": {"description": "the snapshot", "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "services": {"type": "object"}, "health": {}, "charging": {}, "mode": {},
+                            "pv": {}, "plan": {}, "house": {}, "csrf": {"type": "string"}
+                        },
+                        "required": ["services", "csrf"]
+                    }}}},
+                    "401": denied["401"]
+                }
+            }},
+            "/api/v1/charging/mode": {"post": {
+                "summary": "set the charging mode, as HA's select does",
+                "parameters": [csrf],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"mode": {"type": "string", "enum": view::MODES}},
+                    "required": ["mode"]
+                }}}},
+                "responses": command_responses
+            }},
+            "/api/v1/actions/{id}/{verb}": {"post": {
+                "summary": "approve or reject a remediation action health-monitor proposed",
+                "parameters": [
+                    csrf,
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}},
+                    {"name": "verb", "in": "path", "required": true, "schema": {"type": "string", "enum": ["approve", "reject"]}}
+                ],
+                "responses": command_responses
+            }}
+        }
+    })
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
+
 /// API calls: a session cookie, and for commands its CSRF token in `X-CSRF-Token`.
 type Denied = (StatusCode, Json<serde_json::Value>);
 
@@ -376,5 +437,38 @@ async fn api_decide(
         )
             .into_response(),
         Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document lists exactly the API routes the router serves (the description
+    /// itself is public and not part of it).
+    #[test]
+    fn the_openapi_document_describes_every_api_route() {
+        let source = include_str!("web.rs");
+        let mut routed: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(".route(\""))
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|path| path.starts_with("/api/v1/") && *path != "/api/v1/openapi.json")
+            .collect();
+        routed.sort_unstable();
+        let document = openapi_document();
+        let mut described: Vec<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        described.sort_unstable();
+        assert_eq!(routed, described);
+        assert_eq!(
+            document["paths"]["/api/v1/charging/mode"]["post"]["requestBody"]["content"]
+                ["application/json"]["schema"]["properties"]["mode"]["enum"],
+            json!(view::MODES)
+        );
     }
 }

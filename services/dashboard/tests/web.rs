@@ -85,6 +85,41 @@ async fn without_a_session_nothing_is_shown_and_failed_sign_ins_are_limited() {
     let page = client.get(&dashboard.url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::SEE_OTHER);
     assert_eq!(page.headers()["location"], "/login");
+    // The API's description is public; each documented call answers 401 without a session.
+    let document: Value = client
+        .get(format!("{}/api/v1/openapi.json", dashboard.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{id}", "restart-x")
+                .replace("{verb}", "approve");
+            let response = client
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{concrete}", dashboard.url),
+                )
+                .json(&json!({"mode": "pv"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+            assert!(
+                methods[method]["responses"].get("401").is_some(),
+                "{method} {path} does not document its 401"
+            );
+        }
+    }
     for path in ["/api/v1/overview", "/events", "/section/services"] {
         let response = client
             .get(format!("{}{path}", dashboard.url))
