@@ -94,6 +94,32 @@ pub mod health_monitor {
         /// The last `diagnose --json` of each service's container.
         #[serde(default)]
         pub diagnose: BTreeMap<String, DiagnoseStatus>,
+        /// The latest finished actions (completed, failed, rejected), newest first.
+        #[serde(default)]
+        pub recent_actions: Vec<FinishedAction>,
+        /// The latest events of the event store, newest first.
+        #[serde(default)]
+        pub recent_events: Vec<RecentEvent>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct FinishedAction {
+        pub id: String,
+        pub target: String,
+        /// completed, failed or rejected.
+        pub stage: String,
+        pub decided_by: Option<String>,
+        pub finished_at: Option<String>,
+        pub outcome: Option<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct RecentEvent {
+        pub ts: String,
+        /// Seed 002's type: service_unhealthy, remediation_completed, ...
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub text: String,
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

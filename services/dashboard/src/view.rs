@@ -139,6 +139,18 @@ fn services(snapshot: &Snapshot, now: DateTime<Utc>) -> Markup {
                         li class=(issue.severity) { (issue.summary) }
                     }
                 }
+                @if !health.recent_events.is_empty() {
+                    h2 { "Latest events" }
+                    table.events {
+                        @for event in &health.recent_events {
+                            tr {
+                                td.muted { (event.ts.get(11..16).unwrap_or("")) }
+                                td { (event.kind.replace('_', " ")) }
+                                td.muted { (event.text) }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -245,6 +257,11 @@ fn actions(snapshot: &Snapshot, csrf: &str) -> Markup {
         .as_ref()
         .map(|health| health.pending_actions.clone())
         .unwrap_or_default();
+    let finished = snapshot
+        .health
+        .as_ref()
+        .map(|health| health.recent_actions.clone())
+        .unwrap_or_default();
     html! {
         section #actions {
             h2 { "Actions waiting for you" }
@@ -260,6 +277,19 @@ fn actions(snapshot: &Snapshot, csrf: &str) -> Markup {
                     form.inline method="post" action=(format!("/actions/{}/reject", action.id)) {
                         input type="hidden" name="csrf" value=(csrf);
                         button type="submit" { "Reject" }
+                    }
+                }
+            }
+            @if !finished.is_empty() {
+                h2 { "Done" }
+                table.history {
+                    @for action in &finished {
+                        tr data-finished=(action.id) {
+                            td { (action.target) }
+                            td class=(if action.stage == "completed" { "online" } else { "warning" }) { (action.stage) }
+                            td.muted { (action.decided_by.as_deref().unwrap_or("")) }
+                            td.muted { (action.outcome.as_deref().unwrap_or("")) }
+                        }
                     }
                 }
             }

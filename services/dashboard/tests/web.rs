@@ -165,7 +165,10 @@ async fn the_page_shows_the_house_and_its_commands_reach_the_broker() {
         "issues": [{"id": "service_down:ev-forecast", "severity": "critical", "summary": "ev-forecast is down", "since": "2026-11-30T12:00:00Z"}],
         "pending_actions": [{"id": "restart-homelab-ev-forecast-1-20261130T120000Z", "kind": "container_restart",
             "target": "homelab-ev-forecast-1", "reason": "exited", "created_at": "2026-11-30T12:00:00Z"}],
-        "alerts_waiting": 0});
+        "alerts_waiting": 0,
+        "recent_actions": [{"id": "restart-homelab-pv-forecast-1-20261129T080000Z", "target": "homelab-pv-forecast-1",
+            "stage": "completed", "decided_by": "anna", "finished_at": "2026-11-29T08:03:00Z", "outcome": "running again (health: starting)"}],
+        "recent_events": [{"ts": "2026-11-30T12:00:00+00:00", "type": "service_unhealthy", "text": "ev-forecast is down"}]});
     probe
         .publish(
             "homelab/health-monitor/status",
@@ -210,6 +213,9 @@ async fn the_page_shows_the_house_and_its_commands_reach_the_broker() {
         "1.2.3",
         "ev-forecast is down",
         "restart-homelab-ev-forecast-1-20261130T120000Z",
+        "service unhealthy",
+        "running again (health: starting)",
+        "anna",
     ] {
         assert!(page.contains(shown), "{shown} not on the page");
     }

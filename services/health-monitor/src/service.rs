@@ -40,6 +40,7 @@ struct Live {
     layers: BTreeMap<Layer, (Option<DateTime<Utc>>, Option<String>)>,
     containers: Vec<Container>,
     diagnose: BTreeMap<String, msg::DiagnoseStatus>,
+    recent_events: std::collections::VecDeque<msg::RecentEvent>,
     announced: BTreeSet<String>,
     alerts_waiting: usize,
     oldest_waiting: Option<DateTime<Utc>>,
@@ -66,6 +67,33 @@ pub(crate) struct HealthMonitorService {
 
 fn now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// How many finished actions and events the status carries.
+const RECENT: usize = 10;
+
+/// One line of text for an event: what it is about, and what happened.
+fn recent_event(
+    ts: &DateTime<Utc>,
+    kind: &str,
+    fields: &serde_json::Map<String, Value>,
+) -> msg::RecentEvent {
+    let text = ["summary", "outcome", "reason"]
+        .iter()
+        .find_map(|key| fields.get(*key).and_then(Value::as_str))
+        .map(str::to_string)
+        .or_else(|| {
+            ["target", "action_id"]
+                .iter()
+                .find_map(|key| fields.get(*key).and_then(Value::as_str))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    msg::RecentEvent {
+        ts: ts.to_rfc3339(),
+        kind: kind.to_string(),
+        text,
+    }
 }
 
 /// Blocking file work, off the async workers.
@@ -196,8 +224,23 @@ impl Service for HealthMonitorService {
             self.send_outbox().await;
             self.daily_summary().await;
             let store = self.actions.clone();
-            let pending = blocking(move || store.list(Stage::Pending)).await;
-            let status = self.status(pending);
+            let (pending, finished) = blocking(move || {
+                let mut finished: Vec<(Stage, Action)> =
+                    [Stage::Completed, Stage::Failed, Stage::Rejected]
+                        .into_iter()
+                        .flat_map(|stage| {
+                            store
+                                .list(stage)
+                                .into_iter()
+                                .map(move |action| (stage, action))
+                        })
+                        .collect();
+                finished.sort_by_key(|(_, action)| std::cmp::Reverse(action.finished_at));
+                finished.truncate(RECENT);
+                (store.list(Stage::Pending), finished)
+            })
+            .await;
+            let status = self.status(pending, finished);
             let stale = last_status
                 .as_ref()
                 .is_none_or(|(sent, at)| *sent != status || at.elapsed() > Duration::from_secs(60));
@@ -294,6 +337,25 @@ impl HealthMonitorService {
     async fn recover_files(&self) {
         let outbox = self.outbox.clone();
         blocking(move || outbox.remove_stale_temp_files()).await;
+        let events = self.events.clone();
+        let today = blocking(move || events.read_day(now())).await;
+        {
+            let mut live = self.live.lock().expect("poisoned");
+            for event in today.iter().filter(|event| event["type"] != "alert_sent") {
+                let (Some(ts), Some(kind), Some(fields)) = (
+                    event["ts"]
+                        .as_str()
+                        .and_then(|ts| DateTime::parse_from_rfc3339(ts).ok()),
+                    event["type"].as_str(),
+                    event.as_object(),
+                ) else {
+                    continue;
+                };
+                live.recent_events
+                    .push_front(recent_event(&ts.to_utc(), kind, fields));
+                live.recent_events.truncate(RECENT);
+            }
+        }
         let store = self.actions.clone();
         let interrupted = blocking(move || store.fail_interrupted(now())).await;
         for action in interrupted {
@@ -308,6 +370,12 @@ impl HealthMonitorService {
     async fn record_event(&self, kind: &str, fields: Value) {
         let events = self.events.clone();
         let event = events.event(now(), kind, fields);
+        if kind != "alert_sent" {
+            let mut live = self.live.lock().expect("poisoned");
+            live.recent_events
+                .push_front(recent_event(&event.ts, kind, &event.fields));
+            live.recent_events.truncate(RECENT);
+        }
         let kind = kind.to_string();
         let written = blocking(move || events.append(&event)).await;
         if let Err(error) = written {
@@ -965,7 +1033,7 @@ impl HealthMonitorService {
         }
     }
 
-    fn status(&self, pending: Vec<Action>) -> Value {
+    fn status(&self, pending: Vec<Action>, finished: Vec<(Stage, Action)>) -> Value {
         let at = now();
         let live = self.live.lock().expect("poisoned");
         let heartbeats = self.heartbeats.lock().expect("poisoned");
@@ -1032,6 +1100,18 @@ impl HealthMonitorService {
                 .collect(),
             alerts_waiting: live.alerts_waiting,
             diagnose: live.diagnose.clone(),
+            recent_actions: finished
+                .into_iter()
+                .map(|(stage, action)| msg::FinishedAction {
+                    id: action.id,
+                    target: action.target,
+                    stage: stage.as_str().to_string(),
+                    decided_by: action.decided_by,
+                    finished_at: action.finished_at.map(|at| at.to_rfc3339()),
+                    outcome: action.outcome,
+                })
+                .collect(),
+            recent_events: live.recent_events.iter().cloned().collect(),
         };
         serde_json::to_value(status).expect("the status serializes")
     }

@@ -200,6 +200,16 @@ async fn quiet_hours_hold_a_warning_but_not_a_critical_alert() {
         .unwrap()
         .iter()
         .any(|issue| issue["id"] == "service_degraded:svc-d"));
+    assert!(
+        status["recent_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["type"] == "service_unhealthy"
+                && event["text"] == "svc-d is degraded: HA unreachable"),
+        "the status carries the latest events: {}",
+        status["recent_events"]
+    );
     drop(process);
 }
 
