@@ -29,7 +29,8 @@ fi
 
 # Python-packaged counterparts, each in a virtualenv cached outside git and
 # reinstalled when its requirements file changes: Home Assistant core for the HA
-# client tests, the real sops for the SOPS compatibility test.
+# client tests, the real sops for the SOPS compatibility test, schemathesis for the
+# dashboard's API.
 ensure_venv() { # DIR REQUIREMENTS
   local venv="$1" requirements="$2" stamp="$1/.requirements.sha256" wanted
   wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
@@ -42,6 +43,7 @@ ensure_venv() { # DIR REQUIREMENTS
 }
 ensure_venv "${HOMELAB_HA_VENV:-$HOME/.cache/homelab/ha-venv}" scripts/ha-test-requirements.txt
 ensure_venv "$HOME/.cache/homelab/sops-venv" scripts/sops-test-requirements.txt
+ensure_venv "$HOME/.cache/homelab/schemathesis-venv" scripts/schemathesis-test-requirements.txt
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

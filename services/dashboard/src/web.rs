@@ -317,12 +317,16 @@ pub(crate) fn openapi_document() -> serde_json::Value {
         "description": "the session's token, from GET /api/v1/overview", "schema": {"type": "string"}});
     let mut command_responses = denied.clone();
     command_responses["202"] = json!({"description": "sent to the broker"});
-    command_responses["400"] = json!({"description": "not a valid mode or action id"});
+    command_responses["400"] =
+        json!({"description": "not a valid mode or action id, or a body that is not JSON"});
+    command_responses["415"] = json!({"description": "the body is not sent as application/json"});
+    command_responses["422"] = json!({"description": "JSON that is not the documented object"});
+    let mut action_responses = command_responses.clone();
+    action_responses["404"] = json!({"description": "the verb is not approve or reject"});
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "homelab dashboard", "version": "1"},
-        "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": COOKIE}}},
-        "security": [{"session": []}],
+        "info": {"title": "homelab dashboard", "version": "1",
+            "description": "Every call needs the session cookie that POST /login sets (homelab_session); commands also its X-CSRF-Token."},
         "paths": {
             "/api/v1/overview": {"get": {
                 "summary": "everything the page shows, and the session's CSRF token",
@@ -355,7 +359,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}},
                     {"name": "verb", "in": "path", "required": true, "schema": {"type": "string", "enum": ["approve", "reject"]}}
                 ],
-                "responses": command_responses
+                "responses": action_responses
             }}
         }
     })
