@@ -3,11 +3,13 @@
 //! binary. References from the same run: the broker alone, and the sign-in page (no
 //! data) next to the full page.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use futures_util::StreamExt;
 use homelab::mqtt::QoS;
-use homelab::testkit::{free_port, Broker, Probe, ServiceProcess};
+use homelab::testkit::{Broker, Probe};
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn rss_mib(pid: u32) -> f64 {
@@ -54,25 +56,8 @@ async fn main() {
             )
             .await;
     }
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let process = ServiceProcess::spawn(
-        Command::new(env!("CARGO_BIN_EXE_dashboard"))
-            .current_dir(data.path())
-            .env_clear()
-            .env("MQTT_HOST", "127.0.0.1")
-            .env("MQTT_PORT", broker.port().to_string())
-            .env("DATA_DIR", data.path())
-            .env("DASHBOARD_BIND", "127.0.0.1")
-            .env("DASHBOARD_PORT", port.to_string())
-            .env("DASHBOARD_PASSWORD", "bench-password")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    while reqwest::get(format!("{url}/login")).await.is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let dashboard = common::start(&broker, "bench-password").await;
+    let (url, process) = (dashboard.url.clone(), &dashboard.process);
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()

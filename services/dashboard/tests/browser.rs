@@ -6,6 +6,7 @@
 //! smart-ev-charging does not run here: the test answers the mode command the way it
 //! does (the new mode on the select's state topic), so the page's live update is real.
 
+mod common;
 mod webdriver;
 
 use homelab::mqtt::QoS;
@@ -105,22 +106,7 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
     )
     .await;
 
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _dashboard = ServiceProcess::spawn(
-        Command::new(env!("CARGO_BIN_EXE_dashboard"))
-            .current_dir(data.path())
-            .env_clear()
-            .env("MQTT_HOST", "127.0.0.1")
-            .env("MQTT_PORT", broker.port().to_string())
-            .env("DATA_DIR", data.path())
-            .env("HA_URL", "http://127.0.0.1:9")
-            .env("DASHBOARD_BIND", "127.0.0.1")
-            .env("DASHBOARD_PORT", port.to_string())
-            .env("DASHBOARD_PASSWORD", PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let dashboard = common::start(&broker, PASSWORD).await;
     let driver_port = free_port();
     let _driver = ServiceProcess::spawn(
         Command::new("chromedriver")
@@ -128,10 +114,9 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    wait_port(port).await;
     wait_port(driver_port).await;
     let browser = Browser::start(&format!("http://127.0.0.1:{driver_port}"), 1280, 900).await;
-    let url = format!("http://127.0.0.1:{port}");
+    let url = dashboard.url.clone();
 
     browser.goto(&url).await;
     assert!(

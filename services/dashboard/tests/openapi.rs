@@ -3,10 +3,11 @@
 //! signed in, with every check: no 5xx, every status and body as documented, invalid
 //! input refused. A fixed seed, so a failure here replays.
 
-use homelab::testkit::{free_port, Broker, ServiceProcess};
+mod common;
+
+use homelab::testkit::Broker;
 use serde_json::Value;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn schemathesis() -> std::path::PathBuf {
     let venv = std::env::var_os("HOMELAB_SCHEMATHESIS_VENV")
@@ -28,27 +29,8 @@ fn schemathesis() -> std::path::PathBuf {
 async fn schemathesis_finds_nothing_the_openapi_document_does_not_say() {
     let binary = schemathesis();
     let broker = Broker::start();
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _dashboard = ServiceProcess::spawn(
-        Command::new(env!("CARGO_BIN_EXE_dashboard"))
-            .current_dir(data.path())
-            .env_clear()
-            .env("MQTT_HOST", "127.0.0.1")
-            .env("MQTT_PORT", broker.port().to_string())
-            .env("DATA_DIR", data.path())
-            .env("DASHBOARD_BIND", "127.0.0.1")
-            .env("DASHBOARD_PORT", port.to_string())
-            .env("DASHBOARD_PASSWORD", "schema-test")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{url}/login")).await.is_err() {
-        assert!(Instant::now() < deadline, "the dashboard never listened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let dashboard = common::start(&broker, "schema-test").await;
+    let url = dashboard.url.clone();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
