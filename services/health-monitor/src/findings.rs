@@ -75,6 +75,22 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    pub(crate) const ALL: [Kind; 13] = [
+        Kind::ServiceDown,
+        Kind::ServiceDegraded,
+        Kind::ContainerNotRunning,
+        Kind::ContainerUnhealthy,
+        Kind::ContainerOomKilled,
+        Kind::LayerFailed,
+        Kind::HaUnreachable,
+        Kind::HaWebsocketDead,
+        Kind::BrokerUnreachable,
+        Kind::InfluxUnreachable,
+        Kind::EntityUnavailable,
+        Kind::EntityStale,
+        Kind::DiagnoseFailed,
+    ];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ServiceDown => "service_down",

@@ -964,61 +964,55 @@ impl HealthMonitorService {
 
     async fn daily_summary(&self) {
         let at = now();
-        let (due, text) = {
-            let live = self.live.lock().expect("poisoned");
-            let Some(today) = issues::summary_due(
-                at,
-                self.config.policy.zone,
-                self.config.summary_hour,
-                live.state.last_summary_on,
-            ) else {
-                return;
-            };
-            let heartbeats = self.heartbeats.lock().expect("poisoned");
-            let services: Vec<(String, String)> = heartbeats
-                .services()
-                .map(|(name, seen)| (name.clone(), heartbeats.state_of(seen, at).to_string()))
-                .collect();
-            let since = at - chrono::Duration::hours(24);
-            let recent: Vec<Value> = [at - chrono::Duration::days(1), at]
+        let last_sent_on = self.live.lock().expect("poisoned").state.last_summary_on;
+        let Some(due) = issues::summary_due(
+            at,
+            self.config.policy.zone,
+            self.config.summary_hour,
+            last_sent_on,
+        ) else {
+            return;
+        };
+        let events = self.events.clone();
+        let days = [at - chrono::Duration::days(1), at];
+        let stored = blocking(move || {
+            days.iter()
+                .flat_map(|day| events.read_day(*day))
+                .collect::<Vec<Value>>()
+        })
+        .await;
+        let since = at - chrono::Duration::hours(24);
+        let count = |opening: bool| {
+            stored
                 .iter()
-                .flat_map(|day| self.events.read_day(*day))
                 .filter(|event| {
                     event["ts"]
                         .as_str()
                         .and_then(|ts| DateTime::parse_from_rfc3339(ts).ok())
                         .is_some_and(|ts| ts.to_utc() >= since)
                 })
-                .collect();
-            let count = |kinds: &[&str]| {
-                recent
-                    .iter()
-                    .filter(|event| event["type"].as_str().is_some_and(|t| kinds.contains(&t)))
-                    .count()
-            };
-            let opened = count(&[
-                "service_unhealthy",
-                "healthcheck_failed",
-                "entity_unavailable",
-                "infrastructure_unreachable",
-            ]);
-            let resolved = count(&[
-                "service_recovered",
-                "healthcheck_recovered",
-                "entity_recovered",
-                "infrastructure_recovered",
-            ]);
-            (
-                today,
-                issues::summary_text(&live.state.book, &services, opened, resolved, at),
-            )
+                .filter(|event| {
+                    event["type"].as_str().is_some_and(|kind| {
+                        Kind::ALL.iter().any(|k| {
+                            let (opened, resolved) = k.event_types();
+                            kind == if opening { opened } else { resolved }
+                        })
+                    })
+                })
+                .count()
         };
-        let hold = self
-            .config
-            .policy
-            .quiet
-            .and_then(|quiet| quiet.end_after(at, self.config.policy.zone));
-        self.queue_alert(at, "daily_summary", Severity::Info, text, hold)
+        let (opened, resolved) = (count(true), count(false));
+        let text = {
+            let live = self.live.lock().expect("poisoned");
+            let heartbeats = self.heartbeats.lock().expect("poisoned");
+            let services: Vec<(String, String)> = heartbeats
+                .services()
+                .map(|(name, seen)| (name.clone(), heartbeats.state_of(seen, at).to_string()))
+                .collect();
+            issues::summary_text(&live.state.book, &services, opened, resolved, at)
+        };
+        // Info: held through quiet hours like any alert that is not critical.
+        self.queue_alert(at, "daily_summary", Severity::Info, text, None)
             .await;
         self.live.lock().expect("poisoned").state.last_summary_on = Some(due);
         self.save().await;
