@@ -1,7 +1,7 @@
 //! The service: MQTT topics into the live snapshot, and the web server.
 
 use crate::auth::{self, Auth};
-use crate::live::{Live, Section, ServiceSeen};
+use crate::live::{Live, Section, ServiceSeen, Snapshot};
 use crate::settings::DashboardSettings;
 use crate::web::{self, App};
 use homelab::messages::{
@@ -100,57 +100,82 @@ impl Service for DashboardService {
 }
 
 impl DashboardService {
+    /// Keeps what `topic` says in the snapshot (`apply`) and signals `sections`.
+    async fn follow<T>(
+        &self,
+        ctx: &Context<DashboardSettings>,
+        topic: &str,
+        sections: &'static [Section],
+        apply: fn(&mut Snapshot, T),
+    ) -> anyhow::Result<()>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let live = self.live.clone();
+        ctx.subscribe(topic, move |message: Message<T>| {
+            let live = live.clone();
+            async move {
+                live.update(sections, |snapshot| apply(snapshot, message.payload));
+                Ok(())
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Every topic the page shows; the broker's retained messages fill it at once.
     async fn follow_topics(&self, ctx: &Context<DashboardSettings>) -> anyhow::Result<()> {
-        let live = self.live.clone();
-        ctx.subscribe(
+        self.follow(
+            ctx,
             heartbeat::FILTER,
-            move |message: Message<heartbeat::Heartbeat>| {
-                let live = live.clone();
-                async move {
-                    let beat = message.payload;
-                    live.update(&[Section::Services], |snapshot| {
-                        snapshot.services.insert(
-                            beat.service.clone(),
-                            ServiceSeen {
-                                heartbeat: beat,
-                                received_at: chrono::Utc::now(),
-                            },
-                        );
-                    });
-                    Ok(())
-                }
+            &[Section::Services],
+            |snapshot, beat: heartbeat::Heartbeat| {
+                let seen = ServiceSeen {
+                    received_at: chrono::Utc::now(),
+                    heartbeat: beat,
+                };
+                snapshot
+                    .services
+                    .insert(seen.heartbeat.service.clone(), seen);
             },
         )
         .await?;
-        let live = self.live.clone();
-        ctx.subscribe(
+        self.follow(
+            ctx,
             health_monitor::STATUS_TOPIC,
-            move |message: Message<health_monitor::Status>| {
-                let live = live.clone();
-                async move {
-                    live.update(&[Section::Services, Section::Actions], |snapshot| {
-                        snapshot.health = Some(message.payload)
-                    });
-                    Ok(())
-                }
-            },
+            &[Section::Services, Section::Actions],
+            |snapshot, status: health_monitor::Status| snapshot.health = Some(status),
         )
         .await?;
-        let live = self.live.clone();
-        ctx.subscribe(
+        self.follow(
+            ctx,
             smart_ev_charging::STATUS_TOPIC,
-            move |message: Message<smart_ev_charging::Status>| {
-                let live = live.clone();
-                async move {
-                    live.update(&[Section::Charging], |snapshot| {
-                        snapshot.charging = Some(message.payload)
-                    });
-                    Ok(())
-                }
-            },
+            &[Section::Charging],
+            |snapshot, status: smart_ev_charging::Status| snapshot.charging = Some(status),
         )
         .await?;
+        self.follow(
+            ctx,
+            pv_forecast::UPDATED_TOPIC,
+            &[Section::Energy],
+            |snapshot, pv: pv_forecast::Updated| snapshot.pv = Some(pv),
+        )
+        .await?;
+        self.follow(
+            ctx,
+            ev_forecast::PLAN_TOPIC,
+            &[Section::Charging],
+            |snapshot, plan: ev_forecast::Plan| snapshot.plan = Some(plan),
+        )
+        .await?;
+        self.follow(
+            ctx,
+            sim_home::STATUS_TOPIC,
+            &[Section::Energy],
+            |snapshot, house: sim_home::Status| snapshot.house = Some(house),
+        )
+        .await?;
+        // The select's state is plain text, as HA reads it.
         let live = self.live.clone();
         let mode_state = homelab::discovery::state_topic("smart-ev-charging", "mode");
         ctx.mqtt()
@@ -163,48 +188,6 @@ impl DashboardService {
                 }
             })
             .await?;
-        let live = self.live.clone();
-        ctx.subscribe(
-            pv_forecast::UPDATED_TOPIC,
-            move |message: Message<pv_forecast::Updated>| {
-                let live = live.clone();
-                async move {
-                    live.update(&[Section::Energy], |snapshot| {
-                        snapshot.pv = Some(message.payload)
-                    });
-                    Ok(())
-                }
-            },
-        )
-        .await?;
-        let live = self.live.clone();
-        ctx.subscribe(
-            ev_forecast::PLAN_TOPIC,
-            move |message: Message<ev_forecast::Plan>| {
-                let live = live.clone();
-                async move {
-                    live.update(&[Section::Charging], |snapshot| {
-                        snapshot.plan = Some(message.payload)
-                    });
-                    Ok(())
-                }
-            },
-        )
-        .await?;
-        let live = self.live.clone();
-        ctx.subscribe(
-            sim_home::STATUS_TOPIC,
-            move |message: Message<sim_home::Status>| {
-                let live = live.clone();
-                async move {
-                    live.update(&[Section::Energy], |snapshot| {
-                        snapshot.house = Some(message.payload)
-                    });
-                    Ok(())
-                }
-            },
-        )
-        .await?;
         Ok(())
     }
 }
