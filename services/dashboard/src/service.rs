@@ -52,6 +52,37 @@ fn password_hash(
     Ok(auth::hash_password(&password))
 }
 
+/// The healthcheck's "successful cycle": the page answers. Every 30 s (and at once) it
+/// asks its own sign-in page over loopback and touches the health file on a 200.
+async fn prove_serving(ctx: Context<DashboardSettings>, serving: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = if serving.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], serving.port()))
+    } else {
+        serving
+    };
+    loop {
+        let answered = async {
+            let mut stream = tokio::net::TcpStream::connect(target).await?;
+            stream
+                .write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await?;
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).await?;
+            Ok::<bool, std::io::Error>(head.starts_with(b"HTTP/1.1 200"))
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), answered).await {
+            Ok(Ok(true)) => ctx.touch_health(),
+            Ok(Ok(false)) => tracing::warn!("dashboard_self_check_not_ok"),
+            Ok(Err(error)) => tracing::warn!(error = %error, "dashboard_self_check_failed"),
+            Err(_) => tracing::warn!("dashboard_self_check_timed_out"),
+        }
+        if !ctx.sleep(std::time::Duration::from_secs(30)).await {
+            return;
+        }
+    }
+}
+
 impl Service for DashboardService {
     const NAME: &'static str = "dashboard";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
@@ -85,12 +116,16 @@ impl Service for DashboardService {
             mqtt: ctx.mqtt().clone(),
         });
         let shutdown = ctx.shutdown().clone();
-        axum::serve(
+        let serving = listener.local_addr()?;
+        let liveness = tokio::spawn(prove_serving(ctx.clone(), serving));
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+        .await;
+        liveness.abort();
+        served?;
         Ok(())
     }
 

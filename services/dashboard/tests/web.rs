@@ -352,3 +352,29 @@ async fn without_a_password_it_refuses_the_network_and_generates_one_for_loopbac
     assert_eq!(mode, 0o600, "only its user may read it");
     assert!(std::fs::read_to_string(&file).unwrap().trim().len() >= 32);
 }
+
+/// Docker's HEALTHCHECK runs `dashboard healthcheck`: healthy once the page answers.
+#[tokio::test]
+async fn the_healthcheck_passes_once_the_page_answers() {
+    let broker = Broker::start();
+    let dashboard = start(&broker).await;
+    let healthcheck = || {
+        Command::new(env!("CARGO_BIN_EXE_dashboard"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("DATA_DIR", dashboard.data.path())
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = healthcheck();
+    while !last.status.success() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        last = healthcheck();
+    }
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stdout)
+    );
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 pub struct Dashboard {
     pub url: String,
     pub process: ServiceProcess,
-    _data: tempfile::TempDir,
+    pub data: tempfile::TempDir,
 }
 
 pub async fn start(broker: &Broker, password: &str) -> Dashboard {
@@ -36,9 +36,5 @@ pub async fn start(broker: &Broker, password: &str) -> Dashboard {
         assert!(Instant::now() < deadline, "the dashboard never listened");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Dashboard {
-        url,
-        process,
-        _data: data,
-    }
+    Dashboard { url, process, data }
 }
