@@ -308,6 +308,23 @@ pub mod ev_forecast {
         pub trips: Vec<Trip>,
         /// The car's state of charge the plan counted with, when known.
         pub ev_soc: Option<f64>,
+        /// What the trips before the deadline's group need beyond one full battery
+        /// (reserve included): charge on the way. 0 when a full charge covers them.
+        #[serde(default)]
+        pub shortfall_kwh: f64,
+        /// The same in words, for a person; `None` when a full charge covers it.
+        #[serde(default)]
+        pub warning: Option<String>,
+    }
+
+    /// `homelab/ev-forecast/alert`: a plan that cannot be met on one charge, said once.
+    pub const ALERT_TOPIC: &str = "homelab/ev-forecast/alert";
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Alert {
+        pub text: String,
+        pub shortfall_kwh: f64,
+        pub deadline: Option<DateTime<Utc>>,
     }
 }
 

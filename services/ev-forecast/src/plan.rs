@@ -68,6 +68,8 @@ pub fn make_plan(
             urgency: Urgency::None,
             trips,
             ev_soc,
+            shortfall_kwh: 0.0,
+            warning: None,
         };
     };
     let group_end = first + Duration::seconds((config.group_hours * 3600.0) as i64);
@@ -79,13 +81,35 @@ pub fn make_plan(
     let held = ev_soc.map_or(0.0, |soc| {
         soc.clamp(0.0, 100.0) / 100.0 * config.battery_kwh
     });
-    let needed = (trips_energy + config.reserve_kwh - held).clamp(0.0, config.battery_kwh);
+    // The car takes at most what its battery has room for: a longer trip means a
+    // full battery now and a charge on the way, said in the plan.
+    let needed = (trips_energy + config.reserve_kwh - held).clamp(0.0, config.battery_kwh - held);
     let needed = if trips_energy == 0.0 { 0.0 } else { needed };
+    let shortfall = if trips_energy == 0.0 {
+        0.0
+    } else {
+        (trips_energy + config.reserve_kwh - config.battery_kwh).max(0.0)
+    };
+    let warning = (shortfall > 0.0).then(|| {
+        let grouped: Vec<&str> = trips
+            .iter()
+            .filter(|t| t.start <= group_end)
+            .map(|t| t.summary.as_str())
+            .collect();
+        format!(
+            "{} from {} needs {:.0} kWh with the reserve, the battery holds {:.0}: charge on the way ({:.0} kWh short)",
+            grouped.join(" + "),
+            first.format("%a %d %b %H:%M UTC"),
+            trips_energy + config.reserve_kwh,
+            config.battery_kwh,
+            shortfall
+        )
+    });
     let hours_left = (first - now).num_seconds() as f64 / 3600.0;
     let slack = hours_left - needed / config.charge_power_kw.max(0.1);
     let urgency = if needed <= 0.0 {
         Urgency::None
-    } else if slack < 1.0 {
+    } else if slack < 1.0 || shortfall > 0.0 {
         Urgency::High
     } else if slack < 6.0 {
         Urgency::Medium
@@ -98,6 +122,8 @@ pub fn make_plan(
         urgency,
         trips,
         ev_soc,
+        shortfall_kwh: round2(shortfall),
+        warning,
     }
 }
 
@@ -168,6 +194,34 @@ mod tests {
         );
         let long = make_plan(vec![trip(20, 200.0)], None, now(), &config);
         assert_eq!(long.energy_needed_kwh, 60.0);
+    }
+
+    /// A trip longer than the battery: the plan asks for a full battery (not more than
+    /// it has room for), says what is missing, and is urgent however far away it is.
+    #[test]
+    fn a_trip_beyond_one_charge_is_flagged_with_its_shortfall() {
+        let config = PlanConfig::default();
+        let mut fair = trip(12, 149.0);
+        fair.summary = "Messe München".into();
+        let plan = make_plan(vec![fair.clone()], Some(50.0), now(), &config);
+        assert_eq!(
+            plan.energy_needed_kwh, 30.0,
+            "room in the battery: 60 − 30 held"
+        );
+        assert_eq!(plan.shortfall_kwh, 94.0, "149 + 5 reserve − 60");
+        assert_eq!(plan.urgency, Urgency::High);
+        assert_eq!(
+            plan.warning.as_deref(),
+            Some("Messe München from Tue 02 Jun 06:00 UTC needs 154 kWh with the reserve, the battery holds 60: charge on the way (94 kWh short)")
+        );
+        let far = make_plan(vec![trip(100, 149.0)], None, now(), &config);
+        assert_eq!((far.urgency, far.energy_needed_kwh), (Urgency::High, 60.0));
+        let fits = make_plan(vec![trip(12, 55.0)], None, now(), &config);
+        assert_eq!(
+            (fits.shortfall_kwh, fits.warning),
+            (0.0, None),
+            "55 + 5 fits in 60"
+        );
     }
 
     #[test]

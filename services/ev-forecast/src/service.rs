@@ -123,6 +123,7 @@ fn entities() -> Vec<Entity> {
         Entity::sensor("deadline", "EV next departure").device_class("timestamp"),
         Entity::sensor("urgency", "EV charging urgency"),
         Entity::sensor("next_trip", "EV next trip").icon("mdi:map-marker-distance"),
+        Entity::sensor("warning", "EV trip warning").icon("mdi:car-battery"),
     ]
 }
 
@@ -446,6 +447,30 @@ impl EvForecastService {
             )
         });
         discovery::publish_state(mqtt, "next_trip", next).await?;
+        discovery::publish_state(mqtt, "warning", plan.warning.as_deref().unwrap_or("none"))
+            .await?;
+        // Said once per new warning, not at every refresh: the orchestrator tells a person.
+        let said_before = self
+            .last
+            .lock()
+            .expect("poisoned")
+            .as_ref()
+            .is_some_and(|last| last.warning == plan.warning);
+        if let (Some(text), false) = (&plan.warning, said_before) {
+            tracing::warn!(shortfall_kwh = plan.shortfall_kwh, warning = %text, "trip_beyond_one_charge");
+            let alert = homelab::messages::ev_forecast::Alert {
+                text: text.clone(),
+                shortfall_kwh: plan.shortfall_kwh,
+                deadline: plan.deadline,
+            };
+            mqtt.publish_json(
+                homelab::messages::ev_forecast::ALERT_TOPIC,
+                &alert,
+                QoS::AtLeastOnce,
+                false,
+            )
+            .await?;
+        }
         *self.last.lock().expect("poisoned") = Some(plan);
         ctx.touch_health();
         Ok(())

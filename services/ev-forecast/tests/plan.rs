@@ -75,6 +75,7 @@ fn calendar_text() -> String {
 }
 
 const PLAN: &str = "homelab/ev-forecast/plan";
+const ALERT: &str = "homelab/ev-forecast/alert";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() {
@@ -90,7 +91,7 @@ async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() 
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let data = tempfile::tempdir().unwrap();
-    let mut probe = Probe::connect(broker.port(), &[PLAN]).await;
+    let mut probe = Probe::connect(broker.port(), &[PLAN, ALERT]).await;
     let _service = ServiceProcess::spawn(
         Command::new(env!("CARGO_BIN_EXE_ev-forecast"))
             .current_dir(data.path())
@@ -145,6 +146,24 @@ async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() 
         plan["urgency"], "high",
         "77 kWh at 11 kW take 7 h; the trip leaves in 5 h"
     );
+    // More than one charge: said in the plan, as an HA sensor, and once as an alert.
+    let shortfall = plan["shortfall_kwh"].as_f64().unwrap();
+    assert!(
+        shortfall > 30.0,
+        "Hamburg and back + reserve − 77 kWh: {plan}"
+    );
+    let warning = plan["warning"].as_str().unwrap();
+    assert!(
+        warning.starts_with("Weekend trip + Office + Mystery place from ")
+            && warning.contains("the battery holds 77: charge on the way"),
+        "{warning}"
+    );
+    let alert = probe
+        .wait_for(ALERT, Duration::from_secs(10), |_| true)
+        .await
+        .expect("the shortfall is alerted");
+    assert_eq!(alert["text"], warning);
+    assert_eq!(alert["shortfall_kwh"], shortfall);
     assert!(plan["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(data.path().join("geocode-cache.json").exists());
 
@@ -167,6 +186,16 @@ async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() 
         .await
         .expect("a second plan");
     assert!(fakes.calendar_requests.load(Ordering::SeqCst) > before);
+    let repeated = probe
+        .drain(Duration::from_secs(1))
+        .await
+        .into_iter()
+        .filter(|message| message.topic == ALERT)
+        .count();
+    assert_eq!(
+        repeated, 0,
+        "the same warning is not alerted again at each refresh"
+    );
     assert_eq!(
         fakes.geocoded.lock().unwrap().len(),
         2,

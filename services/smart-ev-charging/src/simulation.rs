@@ -415,6 +415,8 @@ pub fn plan_message(energy_kwh: f64, deadline: chrono::DateTime<chrono::Utc>) ->
         urgency: homelab::messages::ev_forecast::Urgency::Medium,
         trips: Vec::new(),
         ev_soc: None,
+        shortfall_kwh: 0.0,
+        warning: None,
     }
 }
 
