@@ -62,6 +62,16 @@ pub mod health_monitor {
     /// The answer to a decision: accepted, or why not.
     pub const ACTION_RESULT_TOPIC: &str = "homelab/health-monitor/action_result";
 
+    /// What an action id may be (letters, digits, `-`, `_`; at most 200): both the
+    /// sender of a decision and health-monitor check it before a path is built from it.
+    pub fn valid_action_id(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 200
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }
+
     pub fn decision_topic(action_id: &str, approve: bool) -> String {
         let verb = if approve { "approve" } else { "reject" };
         format!("homelab/health-monitor/actions/{action_id}/{verb}")

@@ -235,11 +235,7 @@ async fn send_decision(app: &App, id: &str, verb: &str, user: &str) -> Result<()
                 .into_response())
         }
     };
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !homelab::messages::health_monitor::valid_action_id(id) {
         return Err((
             StatusCode::BAD_REQUEST,
             format!("{id:?} is not an action id"),

@@ -99,15 +99,6 @@ pub(crate) fn action_id(kind: ActionKind, target: &str, opened_at: DateTime<Utc>
     format!("{kind}-{target}-{}", opened_at.format("%Y%m%dT%H%M%SZ"))
 }
 
-/// An id as typed by a person or taken from a topic: only what [`action_id`] makes.
-pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 200
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 #[derive(Clone, Debug)]
 pub(crate) struct ActionStore {
     root: PathBuf,
@@ -136,7 +127,8 @@ impl ActionStore {
     /// Where an action is now: the latest stage holding it (a crash between writing
     /// the next stage and removing the previous one leaves two copies).
     pub(crate) fn find(&self, id: &str) -> Option<(Stage, Action)> {
-        if !valid_id(id) {
+        // An id as typed by a person or taken from a topic becomes a file name.
+        if !homelab::messages::health_monitor::valid_action_id(id) {
             return None;
         }
         Stage::ALL.iter().rev().find_map(|stage| {
