@@ -125,8 +125,9 @@ stop_all() {
   echo "stopped"
 }
 trap stop_all EXIT
-# A clean stop on Ctrl-C or SIGTERM is a success.
-trap 'stop_all 3; exit 0' INT
+# A clean stop on Ctrl-C or SIGTERM is a success. After Ctrl-C the services get the
+# runtime's whole 10 s shutdown grace before a second signal forces them out.
+trap 'stop_all 10; exit 0' INT
 trap 'stop_all; exit 0' TERM
 
 services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast health-monitor dashboard)
