@@ -1,6 +1,6 @@
 //! The optional HTTP endpoint of a service (`HTTP_PORT`, 0 = off):
-//! `/healthz` (the healthcheck file's rule), `/readyz` (MQTT connected and the service
-//! not degraded) and
+//! `/healthz` (the healthcheck file's rule), `/readyz` (MQTT connected, Home Assistant
+//! answering when the configuration uses it, and the service not degraded) and
 //! `/metrics` in Prometheus text format.
 //!
 //! The exposition format is written here (a dozen lines): the counters already live
@@ -83,6 +83,16 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: mqtt disconnected\n".to_string(),
         );
+    }
+    // Only set when the service's configuration uses HA: then a failing HA means the
+    // service cannot do its job.
+    if let Some(ha) = &state.ha {
+        if ha.metrics().last_failed() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: home assistant at {} failing\n", ha.url()),
+            );
+        }
     }
     let health = state.health.get().map(|health| health());
     match health.as_ref().and_then(crate::Health::reason) {

@@ -1,6 +1,6 @@
 //! Counts and time of requests to one backend (Home Assistant, InfluxDB), for `/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 #[derive(Debug, Default)]
@@ -8,6 +8,7 @@ pub struct RequestMetrics {
     requests: AtomicU64,
     failures: AtomicU64,
     latency_micros: AtomicU64,
+    last_failed: AtomicBool,
 }
 
 impl RequestMetrics {
@@ -19,6 +20,7 @@ impl RequestMetrics {
         if !succeeded {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
+        self.last_failed.store(!succeeded, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> u64 {
@@ -27,6 +29,11 @@ impl RequestMetrics {
 
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the latest request failed (false before the first one).
+    pub fn last_failed(&self) -> bool {
+        self.last_failed.load(Ordering::Relaxed)
     }
 
     pub fn latency_seconds_total(&self) -> f64 {

@@ -139,10 +139,10 @@ fn diagnose<S: Service>(wanted: &[String], json: bool) -> ExitCode {
     let (config, steps) = match &loaded {
         Ok(settings) => {
             let mut steps = vec![diagnose::mqtt_step(S::NAME, &settings.common)];
-            if S::USES_HOME_ASSISTANT {
+            if S::uses_home_assistant(settings) {
                 steps.extend(crate::ha::diagnose_steps(&settings.common));
             }
-            if S::USES_INFLUX {
+            if S::uses_influx(settings) {
                 steps.push(crate::influx::diagnose_step(&settings.common));
             }
             steps.extend(S::diagnose_steps(settings));
@@ -226,6 +226,8 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
         "service_starting"
     );
     let heartbeat_every = settings.common.heartbeat_interval_seconds;
+    let uses_home_assistant = S::uses_home_assistant(&settings);
+    let integrations = integrations::<S>(&settings);
     let mqtt = Mqtt::connect(&MqttConfig::for_service(
         S::NAME,
         S::VERSION,
@@ -247,7 +249,7 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
     let ctx = Context::new(S::NAME, Arc::new(settings), mqtt.clone(), shutdown.clone());
     let mut http_task = None;
     if let Some(mut state) = http {
-        state.ha = Some(ctx.home_assistant().clone());
+        state.ha = uses_home_assistant.then(|| ctx.home_assistant().clone());
         state.influx = ctx.influx().cloned();
         http_task = Some(tokio::spawn(crate::http::serve(
             state,
@@ -275,7 +277,7 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
                             S::VERSION,
                             started,
                             Duration::from_secs(heartbeat_every),
-                            &health_of.health(),
+                            &health_of.health().with("integrations", &integrations),
                         )
                     },
                 ))
@@ -327,6 +329,18 @@ pub async fn serve<S: Service>(settings: Settings<S::Settings>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What this configuration of `S` talks to besides MQTT, as the heartbeat names it.
+pub fn integrations<S: Service>(settings: &Settings<S::Settings>) -> Vec<&'static str> {
+    let mut used = Vec::new();
+    if S::uses_home_assistant(settings) {
+        used.push("home_assistant");
+    }
+    if S::uses_influx(settings) {
+        used.push("influx");
+    }
+    used
 }
 
 /// Runs `work` as its own task (so a panic becomes an error, not an abort) until it

@@ -24,10 +24,6 @@ pub trait Service: Sized + Send + Sync + 'static {
     const VERSION: &'static str;
     /// One line for `--help`.
     const ABOUT: &'static str = "";
-    /// Adds the `ha_api` and `ha_websocket` steps to `diagnose`.
-    const USES_HOME_ASSISTANT: bool = false;
-    /// Adds the `influx` step to `diagnose` (WARN "not configured" without `INFLUXDB_URL`).
-    const USES_INFLUX: bool = false;
 
     /// The service's own settings, read from the same variables as the common ones.
     /// Use `#[serde(default)]` so that every field has a default.
@@ -46,6 +42,20 @@ pub trait Service: Sized + Send + Sync + 'static {
     /// Extra heartbeat fields, and whether the service is degraded.
     fn health(&self) -> Health {
         Health::online()
+    }
+
+    /// Whether this configuration talks to Home Assistant. Then `diagnose` runs the
+    /// `ha_api` and `ha_websocket` steps, `/readyz` is not ready while the last HA
+    /// request failed, and the heartbeat lists `home_assistant` in `integrations`.
+    /// Decided from the settings, so that a feature left unconfigured needs no HA.
+    fn uses_home_assistant(_settings: &Settings<Self::Settings>) -> bool {
+        false
+    }
+
+    /// Whether this configuration writes to or reads from InfluxDB: adds the `influx`
+    /// step to `diagnose` and `influx` to the heartbeat's `integrations`.
+    fn uses_influx(_settings: &Settings<Self::Settings>) -> bool {
+        false
     }
 
     /// Extra `diagnose` steps, run after `config` and `mqtt`. Runs without the service.

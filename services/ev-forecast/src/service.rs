@@ -132,8 +132,12 @@ impl Service for EvForecastService {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ABOUT: &'static str =
         "Reads upcoming trips from calendars and publishes the energy the car needs by when.";
-    const USES_HOME_ASSISTANT: bool = true;
     type Settings = EvForecastSettings;
+
+    /// Only the car's SoC comes from HA; the plan itself goes out over MQTT.
+    fn uses_home_assistant(settings: &Settings<EvForecastSettings>) -> bool {
+        !settings.service.ev_forecast_soc_entity.trim().is_empty()
+    }
 
     fn new(ctx: &Context<EvForecastSettings>) -> anyhow::Result<Self> {
         let settings = ctx.settings().clone();

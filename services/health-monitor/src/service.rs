@@ -118,6 +118,20 @@ impl Service for HealthMonitorService {
         "Watches heartbeats, containers, Home Assistant and entities; alerts on Telegram; restarts only what a person approved.";
     type Settings = MonitorSettings;
 
+    /// The infrastructure layer asks HA (and Influx, when set); the entity layer
+    /// reads the listed entities.
+    fn uses_home_assistant(settings: &Settings<MonitorSettings>) -> bool {
+        let own = &settings.service;
+        own.health_monitor_infra_interval_seconds > 0
+            || (own.health_monitor_entity_interval_seconds > 0
+                && !own.health_monitor_entities.trim().is_empty())
+    }
+
+    fn uses_influx(settings: &Settings<MonitorSettings>) -> bool {
+        settings.service.health_monitor_infra_interval_seconds > 0
+            && !settings.common.influxdb_url.trim().is_empty()
+    }
+
     fn new(ctx: &Context<MonitorSettings>) -> anyhow::Result<Self> {
         let config = ctx.settings().config(ctx.common().time_zone()?)?;
         let data_dir = &ctx.common().data_dir;

@@ -122,8 +122,13 @@ impl Service for PvForecastService {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ABOUT: &'static str =
         "Forecasts today's and tomorrow's PV energy (physical baseline + learned correction).";
-    const USES_HOME_ASSISTANT: bool = true;
     type Settings = PvForecastSettings;
+
+    /// HA is the PV meter's history to learn from; without a meter entity the
+    /// physical model runs alone.
+    fn uses_home_assistant(settings: &homelab::Settings<PvForecastSettings>) -> bool {
+        !settings.service.pv_forecast_power_entity.trim().is_empty()
+    }
 
     fn new(ctx: &Context<PvForecastSettings>) -> anyhow::Result<Self> {
         let settings = ctx.settings().clone();
@@ -219,8 +224,12 @@ impl PvForecastService {
         now - forecast.generated_at > Span::seconds(self.settings.pv_forecast_stale_after_seconds)
     }
 
-    /// Once a day at the retrain hour (local), and at once when never trained.
+    /// Once a day at the retrain hour (local), and at once when never trained;
+    /// never without a PV meter to learn from.
     fn retrain_due(&self, now: DateTime<Utc>) -> bool {
+        if self.settings.pv_forecast_power_entity.trim().is_empty() {
+            return false;
+        }
         let state = self.state.lock().expect("poisoned");
         let Some(report) = &state.model.report else {
             return true;
@@ -312,6 +321,9 @@ impl PvForecastService {
 
     /// Trains on the past days' weather and what the PV meter counted (HA history).
     async fn retrain(&self, ctx: &Context<PvForecastSettings>) -> anyhow::Result<()> {
+        if self.settings.pv_forecast_power_entity.trim().is_empty() {
+            anyhow::bail!("PV_FORECAST_POWER_ENTITY is empty: there is no PV meter to learn from");
+        }
         let now = Utc::now();
         let days = self.settings.pv_forecast_train_days;
         let weather = self.fetch_weather(days).await?;

@@ -93,8 +93,12 @@ impl Service for SmartEvCharging {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ABOUT: &'static str =
         "Charges the car from PV surplus (modes off, pv, min_pv, fast, smart).";
-    const USES_HOME_ASSISTANT: bool = true;
     type Settings = ChargingSettings;
+
+    /// The meters and the wallbox are HA entities: nothing works without HA.
+    fn uses_home_assistant(_settings: &Settings<ChargingSettings>) -> bool {
+        true
+    }
 
     fn new(ctx: &Context<ChargingSettings>) -> anyhow::Result<Self> {
         let settings = ctx.settings().clone();
