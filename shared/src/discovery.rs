@@ -19,6 +19,8 @@ pub enum Component {
     Number,
     Select,
     Switch,
+    /// A line of text HA lets a person type (the MQTT `text` platform).
+    Text,
 }
 
 impl Component {
@@ -29,12 +31,16 @@ impl Component {
             Self::Number => "number",
             Self::Select => "select",
             Self::Switch => "switch",
+            Self::Text => "text",
         }
     }
 
     /// Whether HA can change it (it gets a command topic).
     pub fn takes_commands(self) -> bool {
-        matches!(self, Self::Number | Self::Select | Self::Switch)
+        matches!(
+            self,
+            Self::Number | Self::Select | Self::Switch | Self::Text
+        )
     }
 }
 
@@ -84,6 +90,13 @@ impl Entity {
         Self::new(Component::Switch, object_id, name)
             .with("payload_on", "ON")
             .with("payload_off", "OFF")
+    }
+
+    /// A text box of at most `max` characters (HA's limit is 255).
+    pub fn text(object_id: &str, name: &str, max: u32) -> Self {
+        Self::new(Component::Text, object_id, name)
+            .with("max", max.min(255))
+            .with("mode", "text")
     }
 
     pub fn unit(self, unit: &str) -> Self {

@@ -2,6 +2,11 @@
 //! and every subscriber reads them with the same type, so that a field renamed on
 //! one side cannot silently become a default on the other.
 
+/// A field that older senders leave out and that was always true for them.
+fn yes() -> bool {
+    true
+}
+
 /// `homelab/<service>/heartbeat` (retained): alive, degraded, or gone and why.
 pub mod heartbeat {
     use serde::{Deserialize, Serialize};
@@ -273,8 +278,11 @@ pub mod ev_forecast {
         Table,
         /// Nominatim, straight line × road factor.
         Geocoded,
-        /// Not found: the trip counts no energy (and a warning says so).
-        Unknown,
+        /// Found nowhere: `EV_FORECAST_UNKNOWN_DISTANCE_KM` counts until a person
+        /// answers the [`Clarification`] (never 0 kWh).
+        Assumed,
+        /// A person said how far it is (a confirmed knowledge fact or HA's text box).
+        Confirmed,
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -287,6 +295,12 @@ pub mod ev_forecast {
         pub distance_source: DistanceSource,
         /// There and back.
         pub energy_kwh: f64,
+        /// Whether one full battery covers this trip and the reserve.
+        #[serde(default = "super::yes")]
+        pub fits_one_charge: bool,
+        /// What this trip needs beyond one full battery (reserve included).
+        #[serde(default)]
+        pub shortfall_kwh: f64,
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,6 +349,59 @@ pub mod ev_forecast {
         pub text: String,
         pub shortfall_kwh: f64,
         pub deadline: Option<DateTime<Utc>>,
+    }
+
+    /// `homelab/ev-forecast/clarification`: a place no table, answer or geocoder knows.
+    /// The orchestrator asks a person; the answer comes back as a confirmed
+    /// [`super::orchestrator::KnowledgeUpdate`] (kind `destination`, `subject` = `place`).
+    pub const CLARIFICATION_TOPIC: &str = "homelab/ev-forecast/clarification";
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Clarification {
+        /// The calendar's location, as written.
+        pub place: String,
+        /// The first event going there.
+        pub summary: String,
+        pub start: DateTime<Utc>,
+        /// One way, counted until answered.
+        pub assumed_km: f64,
+        /// The question for a person, in words.
+        pub question: String,
+    }
+}
+
+/// What the orchestrator learns and tells the others.
+pub mod orchestrator {
+    use serde::{Deserialize, Serialize};
+
+    /// `homelab/orchestrator/knowledge-update`: one fact, as the orchestrator stores it.
+    pub const KNOWLEDGE_UPDATE_TOPIC: &str = "homelab/orchestrator/knowledge-update";
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FactKind {
+        /// A place and how far it is.
+        Destination,
+        PersonPattern,
+        Preference,
+        /// A person corrected something the house assumed ("Aachen is 80 km, not 60").
+        Correction,
+        General,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct KnowledgeUpdate {
+        pub kind: FactKind,
+        /// What the fact is about, e.g. the place "Aachen".
+        pub subject: String,
+        /// The fact in words, e.g. "Aachen is 80 km one way".
+        pub statement: String,
+        /// For destinations and their corrections: one way, by road.
+        #[serde(default)]
+        pub distance_km: Option<f64>,
+        /// 0.7 inferred, 1.0 confirmed by a person.
+        pub confidence: f64,
+        pub confirmed: bool,
     }
 }
 

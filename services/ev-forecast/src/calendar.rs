@@ -166,6 +166,25 @@ fn split_events(text: &str) -> (Vec<String>, Option<String>) {
     (blocks, default_zone)
 }
 
+/// `UID x, "summary"` of an event that did not parse, read line by line so that a
+/// person can find it in their calendar.
+fn label(block: &str) -> String {
+    let value = |name: &str| {
+        block.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            let key = key.split(';').next()?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| unescape(value.trim_end_matches('\r')))
+        })
+    };
+    match (value("UID"), value("SUMMARY")) {
+        (Some(uid), Some(summary)) => format!("UID {uid}, {summary:?}"),
+        (Some(uid), None) => format!("UID {uid}, no title"),
+        (None, Some(summary)) => format!("no UID, {summary:?}"),
+        (None, None) => "no UID, no title".into(),
+    }
+}
+
 struct Raw {
     uid: String,
     summary: String,
@@ -304,9 +323,11 @@ pub fn parse(text: &str, reading: Reading, from: DateTime<Utc>, to: DateTime<Utc
     for (index, block) in blocks.iter().enumerate() {
         match read_event(block, reading, &mut parsed.warnings) {
             Ok(raw) => raws.push(raw),
-            Err(error) => parsed
-                .warnings
-                .push(format!("event {} skipped: {error}", index + 1)),
+            Err(error) => parsed.warnings.push(format!(
+                "event {} ({}) skipped: {error}",
+                index + 1,
+                label(block)
+            )),
         }
     }
     // Moved or cancelled single instances replace what the rule generated.
@@ -334,9 +355,10 @@ pub fn parse(text: &str, reading: Reading, from: DateTime<Utc>, to: DateTime<Utc
                     });
                 }
             }
-            Err(error) => parsed
-                .warnings
-                .push(format!("event {:?} skipped: {error}", raw.summary)),
+            Err(error) => parsed.warnings.push(format!(
+                "event {:?} (UID {}) skipped: {error}",
+                raw.summary, raw.uid
+            )),
         }
     }
     parsed.events.sort_by_key(|e| e.start);
@@ -463,9 +485,21 @@ mod tests {
         let summaries: Vec<&str> = parsed.events.iter().map(|e| e.summary.as_str()).collect();
         assert_eq!(summaries, vec!["Unknown zone", "Still read"]);
         let warnings = parsed.warnings.join("\n");
-        assert!(warnings.contains("\"2026-11-24 08:00\""), "{warnings}");
-        assert!(warnings.contains("no DTSTART"), "{warnings}");
-        assert!(warnings.contains("Unreadable rule"), "{warnings}");
+        // Each skipped event is named by UID and title, so a person can find it.
+        assert!(
+            warnings.contains(
+                "event 1 (UID bad-date, \"Someone typed the date by hand\") skipped: time \"2026-11-24 08:00\""
+            ),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("event 2 (UID no-start, \"No start at all\") skipped: no DTSTART"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("event \"Unreadable rule\" (UID bad-rule) skipped: RRULE"),
+            "{warnings}"
+        );
         assert!(
             warnings.contains("unknown time zone \"Mars/Olympus_Mons\""),
             "{warnings}"

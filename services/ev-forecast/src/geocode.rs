@@ -160,6 +160,13 @@ mod tests {
         );
         assert_eq!(table.lookup(None, "Visit grandma"), Some(120.0));
         assert_eq!(table.lookup(Some("Hamburg"), "Trip"), None);
+        let ordered = DistanceTable::parse("Aachen Tivoli=85;Aachen=80").unwrap();
+        assert_eq!(ordered.lookup(Some("Tivoli, Aachen"), "Match"), Some(80.0));
+        assert_eq!(
+            ordered.lookup(Some("Stadion"), "Match at Aachen Tivoli"),
+            Some(85.0),
+            "the first entry that matches wins"
+        );
         assert!(DistanceTable::parse("Office")
             .unwrap_err()
             .contains("not name=km"));

@@ -2,4 +2,5 @@
 
 pub mod calendar;
 pub mod geocode;
+pub mod places;
 pub mod plan;

@@ -61,6 +61,11 @@ pub fn make_plan(
 ) -> Plan {
     trips.retain(|trip| trip.start > now);
     trips.sort_by_key(|trip| trip.start);
+    for trip in &mut trips {
+        let beyond = trip.energy_kwh + config.reserve_kwh - config.battery_kwh;
+        trip.fits_one_charge = beyond <= 0.0;
+        trip.shortfall_kwh = round2(beyond.max(0.0));
+    }
     let Some(first) = trips.first().map(|t| t.start) else {
         return Plan {
             energy_needed_kwh: 0.0,
@@ -140,6 +145,8 @@ mod tests {
             distance_km: Some(energy),
             distance_source: DistanceSource::Table,
             energy_kwh: energy,
+            fits_one_charge: true,
+            shortfall_kwh: 0.0,
         }
     }
 
@@ -211,6 +218,11 @@ mod tests {
         assert_eq!(plan.shortfall_kwh, 94.0, "149 + 5 reserve − 60");
         assert_eq!(plan.urgency, Urgency::High);
         assert_eq!(
+            (plan.trips[0].fits_one_charge, plan.trips[0].shortfall_kwh),
+            (false, 94.0),
+            "said per trip too"
+        );
+        assert_eq!(
             plan.warning.as_deref(),
             Some("Messe München from Tue 02 Jun 06:00 UTC needs 154 kWh with the reserve, the battery holds 60: charge on the way (94 kWh short)")
         );
@@ -222,20 +234,25 @@ mod tests {
             (0.0, None),
             "55 + 5 fits in 60"
         );
+        assert!(fits.trips[0].fits_one_charge);
+        // Two trips that each fit but not together: the plan says so, each trip does not.
+        let day = make_plan(vec![trip(12, 40.0), trip(15, 40.0)], None, now(), &config);
+        assert_eq!(day.shortfall_kwh, 25.0, "40 + 40 + 5 − 60");
+        assert!(day.trips.iter().all(|t| t.fits_one_charge));
     }
 
     #[test]
-    fn no_trips_or_unknown_distances_need_nothing() {
+    fn no_trips_or_trips_of_no_distance_need_nothing() {
         let config = PlanConfig::default();
         let empty = make_plan(vec![], None, now(), &config);
         assert_eq!(
             (empty.energy_needed_kwh, empty.deadline, empty.urgency),
             (0.0, None, Urgency::None)
         );
-        let unknown = make_plan(vec![trip(5, 0.0)], None, now(), &config);
+        let next_door = make_plan(vec![trip(5, 0.0)], None, now(), &config);
         assert_eq!(
-            unknown.energy_needed_kwh, 0.0,
-            "no reserve charged for a trip of unknown length"
+            next_door.energy_needed_kwh, 0.0,
+            "no reserve charged for a trip of 0 km (a table entry `Neighbours=0`)"
         );
     }
 }

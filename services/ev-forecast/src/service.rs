@@ -4,12 +4,16 @@
 use chrono::{DateTime, Duration as Span, NaiveTime, Utc};
 use ev_forecast::calendar::{self, Reading};
 use ev_forecast::geocode::{self, DistanceTable, GeocodeCache, Place};
+use ev_forecast::places::{self, Places};
 use ev_forecast::plan::{self, DistanceSource, Plan, PlanConfig, Trip};
 use homelab::diagnose::{Check, Step};
 use homelab::discovery::{self, Entity};
+use homelab::messages::ev_forecast::{Clarification, CLARIFICATION_TOPIC};
+use homelab::messages::orchestrator::{FactKind, KnowledgeUpdate, KNOWLEDGE_UPDATE_TOPIC};
 use homelab::web::WebClient;
 use homelab::{Context, Health, Message, QoS, Service, Settings, StateStore};
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,6 +31,8 @@ pub(crate) struct EvForecastSettings {
     ev_forecast_winter_factor: f64,
     ev_forecast_reserve_kwh: f64,
     ev_forecast_battery_kwh: f64,
+    /// One way, for a place nobody knows yet: high, so that a trip is never under-planned.
+    ev_forecast_unknown_distance_km: f64,
     ev_forecast_charge_power_kw: f64,
     ev_forecast_group_hours: f64,
     ev_forecast_soc_entity: String,
@@ -49,6 +55,7 @@ impl Default for EvForecastSettings {
             ev_forecast_winter_factor: plan.winter_factor,
             ev_forecast_reserve_kwh: plan.reserve_kwh,
             ev_forecast_battery_kwh: plan.battery_kwh,
+            ev_forecast_unknown_distance_km: 100.0,
             ev_forecast_charge_power_kw: plan.charge_power_kw,
             ev_forecast_group_hours: plan.group_hours,
             ev_forecast_soc_entity: String::new(),
@@ -100,14 +107,65 @@ struct Command {
     command: String,
 }
 
+/// Nominatim through the cache on disk, so that every address is asked for once.
+struct Geocoder {
+    web: WebClient,
+    base_url: String,
+    store: StateStore<GeocodeCache>,
+    cache: Mutex<GeocodeCache>,
+}
+
+impl Geocoder {
+    fn new(web: WebClient, base_url: &str, data_dir: &std::path::Path) -> Self {
+        let store = StateStore::at(data_dir.join("geocode-cache.json"));
+        let cache = store.load().state;
+        Self {
+            web,
+            base_url: base_url.to_string(),
+            store,
+            cache: Mutex::new(cache),
+        }
+    }
+
+    /// `Ok(None)`: Nominatim knows no such place (remembered). `Err`: it could not be
+    /// asked (not remembered, asked again next time).
+    async fn locate(&self, destination: &str) -> Result<Option<Place>, String> {
+        if let Some(known) = self.cache.lock().expect("poisoned").get(destination) {
+            return Ok(known);
+        }
+        let url = geocode::nominatim_url(&self.base_url, destination);
+        let answer = match self.web.get_text(&url).await {
+            Ok(body) => geocode::parse_nominatim(&body),
+            Err(error) => Err(error.to_string()),
+        };
+        // Nominatim's usage policy: at most one request per second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let place = answer?;
+        let snapshot = {
+            let mut cache = self.cache.lock().expect("poisoned");
+            cache.insert(destination, place);
+            self.store.snapshot(&cache)
+        };
+        if let Err(error) = async { snapshot?.write().await }.await {
+            tracing::warn!(error = %error, "geocode_cache_save_failed");
+        }
+        Ok(place)
+    }
+}
+
 pub(crate) struct EvForecastService {
     settings: EvForecastSettings,
     home: Place,
     table: DistanceTable,
     reading: Reading,
     web: WebClient,
-    cache_store: StateStore<GeocodeCache>,
-    cache: Mutex<GeocodeCache>,
+    geocoder: Geocoder,
+    places_store: StateStore<Places>,
+    places: Mutex<Places>,
+    /// Places counted at the assumed distance in the last plan, for a bare "120" answer.
+    open_questions: Mutex<Vec<String>>,
+    /// Skipped-event warnings already logged: each is logged once, not at every refresh.
+    warned: Mutex<HashSet<String>>,
     /// The last text of each calendar that could be read, kept when a fetch fails.
     calendars: Mutex<Vec<Option<String>>>,
     last: Mutex<Option<Plan>>,
@@ -124,6 +182,9 @@ fn entities() -> Vec<Entity> {
         Entity::sensor("urgency", "EV charging urgency"),
         Entity::sensor("next_trip", "EV next trip").icon("mdi:map-marker-distance"),
         Entity::sensor("warning", "EV trip warning").icon("mdi:car-battery"),
+        Entity::sensor("clarification", "EV place to clarify").icon("mdi:map-marker-question"),
+        Entity::text("place_distance", "EV place distance answer (place=km)", 100)
+            .icon("mdi:map-marker-distance"),
     ]
 }
 
@@ -164,6 +225,10 @@ impl Service for EvForecastService {
             ),
             ("EV_FORECAST_BATTERY_KWH", settings.ev_forecast_battery_kwh),
             (
+                "EV_FORECAST_UNKNOWN_DISTANCE_KM",
+                settings.ev_forecast_unknown_distance_km,
+            ),
+            (
                 "EV_FORECAST_CHARGE_POWER_KW",
                 settings.ev_forecast_charge_power_kw,
             ),
@@ -172,9 +237,16 @@ impl Service for EvForecastService {
                 anyhow::bail!("{name}={value} must be above 0");
             }
         }
-        let cache_store = StateStore::at(ctx.common().data_dir.join("geocode-cache.json"));
-        let cache = cache_store.load().state;
+        let data_dir = &ctx.common().data_dir;
+        let places_store = StateStore::at(data_dir.join("places.json"));
+        let places = places_store.load().state;
         let calendars = settings.calendars().len();
+        let web = WebClient::new(concat!(
+            "homelab-ev-forecast/",
+            env!("CARGO_PKG_VERSION"),
+            " (home automation; one query per new address)"
+        ))
+        .until(ctx.shutdown().clone());
         Ok(Self {
             home: Place {
                 latitude: settings.home_latitude,
@@ -185,14 +257,12 @@ impl Service for EvForecastService {
                 zone,
                 all_day_departure: departure,
             },
-            web: WebClient::new(concat!(
-                "homelab-ev-forecast/",
-                env!("CARGO_PKG_VERSION"),
-                " (home automation; one query per new address)"
-            ))
-            .until(ctx.shutdown().clone()),
-            cache_store,
-            cache: Mutex::new(cache),
+            geocoder: Geocoder::new(web.clone(), &settings.ev_forecast_nominatim_url, data_dir),
+            web,
+            places_store,
+            places: Mutex::new(places),
+            open_questions: Mutex::new(Vec::new()),
+            warned: Mutex::new(HashSet::new()),
             calendars: Mutex::new(vec![None; calendars]),
             last: Mutex::new(None),
             calendar_errors: Mutex::new(Vec::new()),
@@ -204,8 +274,9 @@ impl Service for EvForecastService {
         discovery::announce(ctx.mqtt(), Self::VERSION, &entities()).await?;
         let (refresh_now, mut requests) = mpsc::channel::<()>(4);
         let topic = format!("homelab/orchestrator/command/{}", Self::NAME);
+        let refresh_on_command = refresh_now.clone();
         ctx.subscribe(&topic, move |message: Message<Command>| {
-            let refresh_now = refresh_now.clone();
+            let refresh_now = refresh_on_command.clone();
             async move {
                 if message.payload.command != "refresh" {
                     anyhow::bail!(
@@ -221,6 +292,74 @@ impl Service for EvForecastService {
             }
         })
         .await?;
+        // A person's answer about a place: from the orchestrator (Telegram) as a
+        // confirmed fact, or typed into HA's text box.
+        let service = self.clone();
+        let refresh_on_fact = refresh_now.clone();
+        ctx.subscribe(
+            KNOWLEDGE_UPDATE_TOPIC,
+            move |message: Message<KnowledgeUpdate>| {
+                let service = service.clone();
+                let refresh_now = refresh_on_fact.clone();
+                async move {
+                    let fact = message.payload;
+                    if !matches!(fact.kind, FactKind::Destination | FactKind::Correction) {
+                        return Ok(());
+                    }
+                    let Some(km) = fact.distance_km else {
+                        if fact.kind == FactKind::Destination {
+                            anyhow::bail!(
+                                "destination fact about {:?} has no distance_km",
+                                fact.subject
+                            );
+                        }
+                        return Ok(());
+                    };
+                    if !fact.confirmed {
+                        // An inferred fact is a guess; only a person's word replaces ours.
+                        tracing::info!(place = %fact.subject, km, "unconfirmed_place_fact_ignored");
+                        return Ok(());
+                    }
+                    service
+                        .learn(
+                            &fact.subject,
+                            km,
+                            &format!("orchestrator: {}", fact.statement),
+                        )
+                        .await?;
+                    let _ = refresh_now.send(()).await;
+                    Ok(())
+                }
+            },
+        )
+        .await?;
+        let service = self.clone();
+        let mqtt = ctx.mqtt().clone();
+        ctx.mqtt()
+            .subscribe_text(
+                &discovery::command_topic(Self::NAME, "place_distance"),
+                move |message: Message<String>| {
+                    let service = service.clone();
+                    let refresh_now = refresh_now.clone();
+                    let mqtt = mqtt.clone();
+                    async move {
+                        let open = service.open_questions.lock().expect("poisoned").clone();
+                        let (place, km) = places::parse_answer(&message.payload, &open)
+                            .map_err(anyhow::Error::msg)?;
+                        service.learn(&place, km, "home assistant").await?;
+                        // The box shows what was understood.
+                        discovery::publish_state(
+                            &mqtt,
+                            "place_distance",
+                            format!("{place}={km} km"),
+                        )
+                        .await?;
+                        let _ = refresh_now.send(()).await;
+                        Ok(())
+                    }
+                },
+            )
+            .await?;
         if self.settings.calendars().is_empty() {
             tracing::warn!("no_calendar_configured_empty_plan");
         }
@@ -260,38 +399,135 @@ impl Service for EvForecastService {
                 last.as_ref().map(|p| p.energy_needed_kwh),
             )
             .with("trips", last.as_ref().map_or(0, |p| p.trips.len()))
+            .with(
+                "open_questions",
+                self.open_questions.lock().expect("poisoned").len(),
+            )
     }
 
     fn diagnose_steps(settings: &Settings<EvForecastSettings>) -> Vec<Step> {
-        let calendars = settings.service.calendars();
+        let own = settings.service.clone();
+        let zone = settings.common.time_zone();
+        let data_dir = settings.common.data_dir.clone();
         vec![Step::new("calendar", async move {
-            if calendars.is_empty() {
-                return Check::warn("EV_FORECAST_ICAL_URLS is empty: the plan stays empty");
+            match zone {
+                Ok(zone) => check_calendars(own, zone, data_dir).await,
+                Err(error) => Check::fail(format!("{error:#}")),
             }
-            let web = WebClient::with_retry(
-                "homelab-ev-forecast-diagnose",
-                homelab::RetryPolicy {
-                    max_attempts: 1,
-                    ..Default::default()
-                },
-            );
-            let mut events = 0;
-            for source in &calendars {
-                match read_calendar(&web, source).await {
-                    Ok(text) => events += text.matches("BEGIN:VEVENT").count(),
-                    Err(error) => return Check::fail(format!("{error:#}")),
-                }
-            }
-            Check::pass(format!(
-                "{} calendar(s), {events} event(s)",
-                calendars.len()
-            ))
         })]
     }
 }
 
+/// At most this many new places are looked up per `diagnose` (one a second).
+const DIAGNOSE_GEOCODE_LIMIT: usize = 5;
+
+/// `diagnose --step calendar`: reads and parses every calendar as the service does,
+/// and resolves every place in the horizon. WARN on a skipped event or a place that
+/// would be counted at the assumed distance; FAIL when a calendar cannot be read.
+async fn check_calendars(
+    own: EvForecastSettings,
+    zone: chrono_tz::Tz,
+    data_dir: std::path::PathBuf,
+) -> Check {
+    let calendars = own.calendars();
+    if calendars.is_empty() {
+        return Check::warn("EV_FORECAST_ICAL_URLS is empty: the plan stays empty");
+    }
+    let Ok(departure) =
+        NaiveTime::parse_from_str(own.ev_forecast_all_day_departure.trim(), "%H:%M")
+    else {
+        return Check::fail(format!(
+            "EV_FORECAST_ALL_DAY_DEPARTURE={:?} is not HH:MM",
+            own.ev_forecast_all_day_departure
+        ));
+    };
+    let table = match DistanceTable::parse(&own.ev_forecast_distances) {
+        Ok(table) => table,
+        Err(error) => return Check::fail(format!("EV_FORECAST_DISTANCES: {error}")),
+    };
+    let web = WebClient::with_retry(
+        "homelab-ev-forecast-diagnose",
+        homelab::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        },
+    );
+    let reading = Reading {
+        zone,
+        all_day_departure: departure,
+    };
+    let now = Utc::now();
+    let hours = own.ev_forecast_horizon_hours.max(1);
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, source) in calendars.iter().enumerate() {
+        match read_calendar(&web, source).await {
+            Ok(text) => {
+                let parsed = calendar::parse(&text, reading, now, now + Span::hours(hours));
+                events.extend(parsed.events);
+                skipped.extend(parsed.warnings);
+            }
+            Err(error) => return Check::fail(format!("calendar {}: {error:#}", index + 1)),
+        }
+    }
+    let places = StateStore::<Places>::at(data_dir.join("places.json"))
+        .load()
+        .state;
+    let geocoder = Geocoder::new(web, &own.ev_forecast_nominatim_url, &data_dir);
+    let mut unresolved: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut looked_up = 0;
+    for event in &events {
+        let Some(place) = event.location.as_deref() else {
+            continue;
+        };
+        if !seen.insert(GeocodeCache::key(place))
+            || places.lookup(place, &event.summary).is_some()
+            || table.lookup(Some(place), &event.summary).is_some()
+        {
+            continue;
+        }
+        let cached = geocoder.cache.lock().expect("poisoned").get(place);
+        let found = match cached {
+            Some(answer) => Ok(answer),
+            None if looked_up < DIAGNOSE_GEOCODE_LIMIT => {
+                looked_up += 1;
+                geocoder.locate(place).await
+            }
+            None => Err("not looked up (too many new places for one diagnose)".into()),
+        };
+        match found {
+            Ok(Some(_)) => {}
+            Ok(None) => unresolved.push(format!("{place:?} ({}): not found", event.summary)),
+            Err(error) => unresolved.push(format!("{place:?} ({}): {error}", event.summary)),
+        }
+    }
+    let mut detail = format!(
+        "{} calendar(s), {} event(s) in the next {hours} h",
+        calendars.len(),
+        events.len()
+    );
+    if !skipped.is_empty() {
+        detail.push_str(&format!("; skipped: {}", skipped.join("; ")));
+    }
+    if !unresolved.is_empty() {
+        detail.push_str(&format!(
+            "; counted as {:.0} km until someone answers: {}",
+            own.ev_forecast_unknown_distance_km,
+            unresolved.join("; ")
+        ));
+    }
+    if skipped.is_empty() && unresolved.is_empty() {
+        Check::pass(detail)
+    } else {
+        Check::warn(detail)
+    }
+}
+
 impl EvForecastService {
-    async fn trips(&self, now: DateTime<Utc>) -> Vec<Trip> {
+    /// The trips in the horizon, and a question for each place counted at the
+    /// assumed distance.
+    async fn trips(&self, now: DateTime<Utc>) -> (Vec<Trip>, Vec<Clarification>) {
         let sources = self.settings.calendars();
         let mut errors = Vec::new();
         for (index, source) in sources.iter().enumerate() {
@@ -319,83 +555,104 @@ impl EvForecastService {
         let until = now + Span::hours(self.settings.ev_forecast_horizon_hours.max(1));
         let config = self.settings.plan_config();
         let mut trips = Vec::new();
+        let mut questions: Vec<Clarification> = Vec::new();
         for text in texts {
             let parsed = calendar::parse(&text, self.reading, now, until);
-            for warning in &parsed.warnings {
-                tracing::warn!(warning = %warning, "calendar_event_skipped");
+            for warning in parsed.warnings {
+                if self
+                    .warned
+                    .lock()
+                    .expect("poisoned")
+                    .insert(warning.clone())
+                {
+                    tracing::warn!(warning = %warning, "calendar_event_skipped");
+                }
             }
             for event in parsed.events {
                 let Some(destination) = event.location.clone() else {
                     continue;
                 };
-                let (distance_km, source) = self.distance(&destination, &event.summary).await;
+                let (km, source) = self.distance(&destination, &event.summary).await;
+                let asked = questions
+                    .iter()
+                    .any(|q| GeocodeCache::key(&q.place) == GeocodeCache::key(&destination));
+                if source == DistanceSource::Assumed && !asked {
+                    questions.push(self.question(&destination, &event.summary, event.start));
+                }
                 trips.push(Trip {
-                    energy_kwh: distance_km.map_or(0.0, |km| {
-                        (plan::trip_energy_kwh(km, event.start, &config) * 100.0).round() / 100.0
-                    }),
+                    energy_kwh: (plan::trip_energy_kwh(km, event.start, &config) * 100.0).round()
+                        / 100.0,
                     summary: event.summary,
                     destination: Some(destination),
                     start: event.start,
-                    distance_km: distance_km.map(|km| (km * 10.0).round() / 10.0),
+                    distance_km: Some((km * 10.0).round() / 10.0),
                     distance_source: source,
+                    fits_one_charge: true,
+                    shortfall_kwh: 0.0,
                 });
             }
         }
-        trips
+        (trips, questions)
     }
 
-    /// The table first; else Nominatim through the cache. A failed lookup is not cached.
-    async fn distance(&self, destination: &str, summary: &str) -> (Option<f64>, DistanceSource) {
-        if let Some(km) = self.table.lookup(Some(destination), summary) {
-            return (Some(km), DistanceSource::Table);
-        }
-        let cached = self.cache.lock().expect("poisoned").get(destination);
-        let place = match cached {
-            Some(place) => place,
-            None => {
-                let url =
-                    geocode::nominatim_url(&self.settings.ev_forecast_nominatim_url, destination);
-                let answer = match self.web.get_text(&url).await {
-                    Ok(body) => geocode::parse_nominatim(&body).map_err(anyhow::Error::msg),
-                    Err(error) => Err(error.into()),
-                };
-                // Nominatim's usage policy: at most one request per second.
-                tokio::time::sleep(Duration::from_millis(1100)).await;
-                match answer {
-                    Ok(place) => {
-                        let snapshot = {
-                            let mut cache = self.cache.lock().expect("poisoned");
-                            cache.insert(destination, place);
-                            self.cache_store.snapshot(&cache)
-                        };
-                        if let Err(error) = async { snapshot?.write().await }.await {
-                            tracing::warn!(error = %error, "geocode_cache_save_failed");
-                        }
-                        if place.is_none() {
-                            tracing::warn!(destination, "destination_not_found");
-                        }
-                        place
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            destination,
-                            error = format!("{error:#}"),
-                            "geocoding_failed"
-                        );
-                        None
-                    }
-                }
-            }
-        };
-        match place {
-            Some(place) => (
-                Some(
-                    geocode::haversine_km(self.home, place) * self.settings.ev_forecast_road_factor,
-                ),
-                DistanceSource::Geocoded,
+    fn question(&self, place: &str, summary: &str, start: DateTime<Utc>) -> Clarification {
+        let assumed_km = self.settings.ev_forecast_unknown_distance_km;
+        let when = start
+            .with_timezone(&self.reading.zone)
+            .format("%a %d %b %H:%M");
+        Clarification {
+            place: place.to_string(),
+            summary: summary.to_string(),
+            start,
+            assumed_km,
+            question: format!(
+                "How far is {place:?} one way ({summary}, {when})? I found it nowhere and count {assumed_km:.0} km until you tell me."
             ),
-            None => (None, DistanceSource::Unknown),
         }
+    }
+
+    /// A person's answer first, then the table, then Nominatim; a place found nowhere
+    /// counts at `EV_FORECAST_UNKNOWN_DISTANCE_KM`, never 0.
+    async fn distance(&self, destination: &str, summary: &str) -> (f64, DistanceSource) {
+        if let Some(km) = self
+            .places
+            .lock()
+            .expect("poisoned")
+            .lookup(destination, summary)
+        {
+            return (km, DistanceSource::Confirmed);
+        }
+        if let Some(km) = self.table.lookup(Some(destination), summary) {
+            return (km, DistanceSource::Table);
+        }
+        match self.geocoder.locate(destination).await {
+            Ok(Some(place)) => {
+                return (
+                    geocode::haversine_km(self.home, place) * self.settings.ev_forecast_road_factor,
+                    DistanceSource::Geocoded,
+                )
+            }
+            Ok(None) => tracing::warn!(destination, "destination_not_found"),
+            Err(error) => tracing::warn!(destination, error = %error, "geocoding_failed"),
+        }
+        (
+            self.settings.ev_forecast_unknown_distance_km,
+            DistanceSource::Assumed,
+        )
+    }
+
+    /// Keeps a person's answer about a place (persisted) and closes its question.
+    async fn learn(&self, place: &str, km: f64, source: &str) -> anyhow::Result<()> {
+        let snapshot = {
+            let mut places = self.places.lock().expect("poisoned");
+            places
+                .confirm(place, km, Utc::now(), source)
+                .map_err(anyhow::Error::msg)?;
+            self.places_store.snapshot(&places)
+        };
+        snapshot?.write().await?;
+        tracing::info!(place, km, source, "place_distance_confirmed");
+        Ok(())
     }
 
     async fn ev_soc(&self, ctx: &Context<EvForecastSettings>) -> Option<f64> {
@@ -414,7 +671,7 @@ impl EvForecastService {
 
     async fn refresh(&self, ctx: &Context<EvForecastSettings>) -> anyhow::Result<()> {
         let now = Utc::now();
-        let trips = self.trips(now).await;
+        let (trips, questions) = self.trips(now).await;
         let soc = self.ev_soc(ctx).await;
         let plan = plan::make_plan(trips, soc, now, &self.settings.plan_config());
         tracing::info!(
@@ -443,11 +700,15 @@ impl EvForecastService {
         .await?;
         discovery::publish_state(mqtt, "urgency", plan.urgency.as_str()).await?;
         let next = plan.trips.first().map_or("none".to_string(), |t| {
+            let assumed = if t.distance_source == DistanceSource::Assumed {
+                ", assumed"
+            } else {
+                ""
+            };
             format!(
-                "{} ({})",
+                "{} ({:.0} km{assumed})",
                 t.summary,
-                t.distance_km
-                    .map_or("distance unknown".into(), |km| format!("{km:.0} km"))
+                t.distance_km.unwrap_or_default()
             )
         });
         discovery::publish_state(mqtt, "next_trip", next).await?;
@@ -476,7 +737,49 @@ impl EvForecastService {
             .await?;
         }
         *self.last.lock().expect("poisoned") = Some(plan);
+        self.ask(mqtt, &questions, now).await?;
         ctx.touch_health();
+        Ok(())
+    }
+
+    /// Each open question goes out once a day while trips go there; HA shows them all.
+    async fn ask(
+        &self,
+        mqtt: &homelab::Mqtt,
+        questions: &[Clarification],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        *self.open_questions.lock().expect("poisoned") =
+            questions.iter().map(|q| q.place.clone()).collect();
+        let shown = if questions.is_empty() {
+            "none".to_string()
+        } else {
+            let all: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+            // HA keeps at most 255 characters of a state.
+            all.join(" | ").chars().take(255).collect()
+        };
+        discovery::publish_state(mqtt, "clarification", shown).await?;
+        let (due, snapshot) = {
+            let mut places = self.places.lock().expect("poisoned");
+            let due: Vec<&Clarification> = questions
+                .iter()
+                .filter(|q| places.ask_now(&q.place, now))
+                .collect();
+            let snapshot = (!due.is_empty()).then(|| self.places_store.snapshot(&places));
+            (due, snapshot)
+        };
+        for question in due {
+            tracing::info!(
+                place = %question.place,
+                assumed_km = question.assumed_km,
+                "place_clarification_requested"
+            );
+            mqtt.publish_json(CLARIFICATION_TOPIC, question, QoS::AtLeastOnce, false)
+                .await?;
+        }
+        if let Some(snapshot) = snapshot {
+            snapshot?.write().await?;
+        }
         Ok(())
     }
 }
