@@ -48,6 +48,15 @@ async fn health_readiness_and_metrics_follow_the_service() {
     assert!(mqtt.wait_connected(Duration::from_secs(10)).await);
     let port = free_port();
     let stop = CancellationToken::new();
+    // Nothing listens on port 1: the service's HA is down.
+    let ha = homelab::ha::HomeAssistant::with_retry(
+        "http://127.0.0.1:1",
+        homelab::Secret::new("t"),
+        homelab::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        },
+    );
     let state = HttpState {
         service: "http-test",
         version: "1.0.0",
@@ -55,10 +64,7 @@ async fn health_readiness_and_metrics_follow_the_service() {
         data_dir: data.path().to_path_buf(),
         healthcheck_max_age: Duration::from_secs(300),
         mqtt: mqtt.clone(),
-        ha: Some(homelab::ha::HomeAssistant::new(
-            "http://127.0.0.1:1",
-            homelab::Secret::new("t"),
-        )),
+        ha: Some(ha.clone()),
         influx: Some(homelab::influx::Influx::new(
             "http://127.0.0.1:1",
             homelab::Secret::new("t"),
@@ -95,6 +101,15 @@ async fn health_readiness_and_metrics_follow_the_service() {
     );
     *degraded.lock().unwrap() = None;
     assert_eq!(get(port, "/readyz").await.0, 200);
+    // A service whose configuration uses HA is not ready while HA fails it.
+    assert!(ha.get_state("sensor.pv_power").await.is_err());
+    assert_eq!(
+        get(port, "/readyz").await,
+        (
+            503,
+            "not ready: home assistant at http://127.0.0.1:1 failing\n".to_string()
+        )
+    );
 
     let before = metrics(port).await;
     assert_eq!(before["homelab_mqtt_connected"], 1.0);
