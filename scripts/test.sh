@@ -6,7 +6,7 @@ set -euo pipefail
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
   cat <<'USAGE'
 usage: scripts/test.sh
-Installs mosquitto, shellcheck and chromium (+ its driver) with apt when missing, then runs
+Installs mosquitto, shellcheck, openssl and chromium (+ its driver) with apt when missing, then runs
 cargo fmt --check, cargo clippy -D warnings, the workspace's tests
 (cargo nextest, or cargo test without it) and shellcheck on every script.
 USAGE
@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# ev-forecast's Google test makes RSA keys and checks signatures with it.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The dashboard's browser test: headless Chromium driven over WebDriver.
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 if ((${#missing[@]})); then

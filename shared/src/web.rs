@@ -12,6 +12,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub type WebError = crate::transport::TransportError;
 
 const PEER: &str = "GET";
+const POST: &str = "POST";
 
 #[derive(Clone, Debug)]
 pub struct WebClient {
@@ -45,22 +46,27 @@ impl WebClient {
         self
     }
 
-    async fn get_once(&self, url: &str) -> Result<String, WebError> {
+    async fn send_once(
+        &self,
+        peer: &'static str,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<String, WebError> {
         let failed = |error: &reqwest::Error| {
             WebError::from_reqwest(
-                PEER,
+                peer,
                 without_query(url),
                 error,
                 REQUEST_TIMEOUT,
                 "is the address right, is the network up?",
             )
         };
-        let response = self.http.get(url).send().await.map_err(|e| failed(&e))?;
+        let response = request.send().await.map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| failed(&e))?;
         if !(200..300).contains(&status) {
             return Err(WebError::from_status(
-                PEER,
+                peer,
                 without_query(url),
                 status,
                 &body,
@@ -75,7 +81,55 @@ impl WebClient {
         retry(
             "web_get",
             &self.retry,
-            || self.get_once(url),
+            || self.send_once(PEER, url, self.http.get(url)),
+            WebError::is_transient,
+        )
+        .await
+    }
+
+    /// Like [`WebClient::get_text`], with `Authorization: Bearer` (an OAuth access token).
+    pub async fn get_text_authorized(
+        &self,
+        url: &str,
+        token: &crate::Secret,
+    ) -> Result<String, WebError> {
+        retry(
+            "web_get",
+            &self.retry,
+            || self.send_once(PEER, url, self.http.get(url).bearer_auth(token.expose())),
+            WebError::is_transient,
+        )
+        .await
+    }
+
+    /// POSTs `application/x-www-form-urlencoded` fields (an OAuth token exchange);
+    /// retried on transient errors, so only for requests that are safe to repeat.
+    pub async fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Result<String, WebError> {
+        let body = fields
+            .iter()
+            .map(|(key, value)| {
+                format!(
+                    "{}={}",
+                    urlencoding::encode(key),
+                    urlencoding::encode(value)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        retry(
+            "web_post",
+            &self.retry,
+            || {
+                let request = self
+                    .http
+                    .post(url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body.clone());
+                self.send_once(POST, url, request)
+            },
             WebError::is_transient,
         )
         .await

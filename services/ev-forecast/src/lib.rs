@@ -2,5 +2,6 @@
 
 pub mod calendar;
 pub mod geocode;
+pub mod google;
 pub mod places;
 pub mod plan;

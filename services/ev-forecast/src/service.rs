@@ -1,8 +1,9 @@
 //! The I/O around the plan: calendars and Nominatim in, the plan out on MQTT and as
 //! HA entities.
 
+use crate::google_api::GoogleCalendar;
 use chrono::{DateTime, Duration as Span, NaiveTime, Utc};
-use ev_forecast::calendar::{self, Reading};
+use ev_forecast::calendar::{self, Event, Reading};
 use ev_forecast::geocode::{self, DistanceTable, GeocodeCache, Place};
 use ev_forecast::places::{self, Places};
 use ev_forecast::plan::{self, DistanceSource, Plan, PlanConfig, Trip};
@@ -24,6 +25,11 @@ pub(crate) struct EvForecastSettings {
     home_latitude: f64,
     home_longitude: f64,
     ev_forecast_ical_urls: String,
+    /// A service account's JSON key; the calendars must be shared with its e-mail.
+    google_service_account_file: String,
+    /// Comma-separated calendar ids (Calendar settings → "Integrate calendar").
+    google_calendar_ids: String,
+    google_calendar_api_url: String,
     ev_forecast_nominatim_url: String,
     ev_forecast_distances: String,
     ev_forecast_road_factor: f64,
@@ -48,6 +54,9 @@ impl Default for EvForecastSettings {
             home_latitude: 0.0,
             home_longitude: 0.0,
             ev_forecast_ical_urls: String::new(),
+            google_service_account_file: String::new(),
+            google_calendar_ids: String::new(),
+            google_calendar_api_url: "https://www.googleapis.com/calendar/v3".into(),
             ev_forecast_nominatim_url: "https://nominatim.openstreetmap.org".into(),
             ev_forecast_distances: String::new(),
             ev_forecast_road_factor: 1.3,
@@ -78,6 +87,29 @@ impl EvForecastSettings {
                     .map_or(s.to_string(), |rest| format!("https://{rest}"))
             })
             .collect()
+    }
+
+    fn google_calendars(&self) -> Vec<String> {
+        self.google_calendar_ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// The Calendar API client, when a key file is set; an id list without a key
+    /// file is an error, not a silently empty plan.
+    fn google(&self, web: WebClient) -> anyhow::Result<Option<GoogleCalendar>> {
+        let google = GoogleCalendar::from_settings(
+            &self.google_service_account_file,
+            &self.google_calendar_api_url,
+            web,
+        )?;
+        if google.is_none() && !self.google_calendars().is_empty() {
+            anyhow::bail!("GOOGLE_CALENDAR_IDS is set but GOOGLE_SERVICE_ACCOUNT_FILE is not");
+        }
+        Ok(google)
     }
 
     fn plan_config(&self) -> PlanConfig {
@@ -168,6 +200,9 @@ pub(crate) struct EvForecastService {
     warned: Mutex<HashSet<String>>,
     /// The last text of each calendar that could be read, kept when a fetch fails.
     calendars: Mutex<Vec<Option<String>>>,
+    google: Option<GoogleCalendar>,
+    /// The last events of each Google calendar that could be read.
+    google_events: Mutex<Vec<Option<Vec<Event>>>>,
     last: Mutex<Option<Plan>>,
     calendar_errors: Mutex<Vec<String>>,
 }
@@ -247,6 +282,10 @@ impl Service for EvForecastService {
             " (home automation; one query per new address)"
         ))
         .until(ctx.shutdown().clone());
+        let google = settings.google(web.clone())?;
+        if google.is_some() && settings.google_calendars().is_empty() {
+            tracing::warn!("google_service_account_without_calendar_ids");
+        }
         Ok(Self {
             home: Place {
                 latitude: settings.home_latitude,
@@ -264,6 +303,8 @@ impl Service for EvForecastService {
             open_questions: Mutex::new(Vec::new()),
             warned: Mutex::new(HashSet::new()),
             calendars: Mutex::new(vec![None; calendars]),
+            google,
+            google_events: Mutex::new(vec![None; settings.google_calendars().len()]),
             last: Mutex::new(None),
             calendar_errors: Mutex::new(Vec::new()),
             settings,
@@ -430,8 +471,11 @@ async fn check_calendars(
     data_dir: std::path::PathBuf,
 ) -> Check {
     let calendars = own.calendars();
-    if calendars.is_empty() {
-        return Check::warn("EV_FORECAST_ICAL_URLS is empty: the plan stays empty");
+    let google_ids = own.google_calendars();
+    if calendars.is_empty() && google_ids.is_empty() {
+        return Check::warn(
+            "EV_FORECAST_ICAL_URLS and GOOGLE_CALENDAR_IDS are empty: the plan stays empty",
+        );
     }
     let Ok(departure) =
         NaiveTime::parse_from_str(own.ev_forecast_all_day_departure.trim(), "%H:%M")
@@ -470,6 +514,26 @@ async fn check_calendars(
             Err(error) => return Check::fail(format!("calendar {}: {error:#}", index + 1)),
         }
     }
+    let mut google_account = String::new();
+    match own.google(web.clone()) {
+        Err(error) => return Check::fail(format!("{error:#}")),
+        Ok(None) => {}
+        Ok(Some(google)) => {
+            google_account = format!(" (Google as {})", google.client_email());
+            for id in &google_ids {
+                match google
+                    .events(id, reading, now, now + Span::hours(hours))
+                    .await
+                {
+                    Ok((found, warnings)) => {
+                        events.extend(found);
+                        skipped.extend(warnings);
+                    }
+                    Err(error) => return Check::fail(error),
+                }
+            }
+        }
+    }
     let places = StateStore::<Places>::at(data_dir.join("places.json"))
         .load()
         .state;
@@ -503,8 +567,8 @@ async fn check_calendars(
         }
     }
     let mut detail = format!(
-        "{} calendar(s), {} event(s) in the next {hours} h",
-        calendars.len(),
+        "{} calendar(s){google_account}, {} event(s) in the next {hours} h",
+        calendars.len() + google_ids.len(),
         events.len()
     );
     if !skipped.is_empty() {
@@ -543,7 +607,7 @@ impl EvForecastService {
                 }
             }
         }
-        *self.calendar_errors.lock().expect("poisoned") = errors;
+        let until = now + Span::hours(self.settings.ev_forecast_horizon_hours.max(1));
         let texts: Vec<String> = self
             .calendars
             .lock()
@@ -552,47 +616,90 @@ impl EvForecastService {
             .flatten()
             .cloned()
             .collect();
-        let until = now + Span::hours(self.settings.ev_forecast_horizon_hours.max(1));
+        let mut events = Vec::new();
+        for text in texts {
+            let parsed = calendar::parse(&text, self.reading, now, until);
+            self.log_skipped(parsed.warnings);
+            events.extend(parsed.events);
+        }
+        events.extend(self.google_events(now, until, &mut errors).await);
+        *self.calendar_errors.lock().expect("poisoned") = errors;
+        events.sort_by_key(|event| event.start);
         let config = self.settings.plan_config();
         let mut trips = Vec::new();
         let mut questions: Vec<Clarification> = Vec::new();
-        for text in texts {
-            let parsed = calendar::parse(&text, self.reading, now, until);
-            for warning in parsed.warnings {
-                if self
-                    .warned
-                    .lock()
-                    .expect("poisoned")
-                    .insert(warning.clone())
-                {
-                    tracing::warn!(warning = %warning, "calendar_event_skipped");
-                }
+        for event in events {
+            let Some(destination) = event.location.clone() else {
+                continue;
+            };
+            let (km, source) = self.distance(&destination, &event.summary).await;
+            let asked = questions
+                .iter()
+                .any(|q| GeocodeCache::key(&q.place) == GeocodeCache::key(&destination));
+            if source == DistanceSource::Assumed && !asked {
+                questions.push(self.question(&destination, &event.summary, event.start));
             }
-            for event in parsed.events {
-                let Some(destination) = event.location.clone() else {
-                    continue;
-                };
-                let (km, source) = self.distance(&destination, &event.summary).await;
-                let asked = questions
-                    .iter()
-                    .any(|q| GeocodeCache::key(&q.place) == GeocodeCache::key(&destination));
-                if source == DistanceSource::Assumed && !asked {
-                    questions.push(self.question(&destination, &event.summary, event.start));
-                }
-                trips.push(Trip {
-                    energy_kwh: (plan::trip_energy_kwh(km, event.start, &config) * 100.0).round()
-                        / 100.0,
-                    summary: event.summary,
-                    destination: Some(destination),
-                    start: event.start,
-                    distance_km: Some((km * 10.0).round() / 10.0),
-                    distance_source: source,
-                    fits_one_charge: true,
-                    shortfall_kwh: 0.0,
-                });
-            }
+            trips.push(Trip {
+                energy_kwh: (plan::trip_energy_kwh(km, event.start, &config) * 100.0).round()
+                    / 100.0,
+                summary: event.summary,
+                destination: Some(destination),
+                start: event.start,
+                distance_km: Some((km * 10.0).round() / 10.0),
+                distance_source: source,
+                fits_one_charge: true,
+                shortfall_kwh: 0.0,
+            });
         }
         (trips, questions)
+    }
+
+    /// Each skipped event is logged once, not at every refresh.
+    fn log_skipped(&self, warnings: Vec<String>) {
+        for warning in warnings {
+            if self
+                .warned
+                .lock()
+                .expect("poisoned")
+                .insert(warning.clone())
+            {
+                tracing::warn!(warning = %warning, "calendar_event_skipped");
+            }
+        }
+    }
+
+    /// The events of every Google calendar; a calendar that cannot be read keeps its
+    /// last events and adds to `errors`.
+    async fn google_events(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        errors: &mut Vec<String>,
+    ) -> Vec<Event> {
+        let Some(google) = &self.google else {
+            return Vec::new();
+        };
+        for (index, id) in self.settings.google_calendars().iter().enumerate() {
+            match google.events(id, self.reading, now, until).await {
+                Ok((events, warnings)) => {
+                    self.log_skipped(warnings);
+                    self.google_events.lock().expect("poisoned")[index] = Some(events);
+                }
+                Err(error) => {
+                    tracing::warn!(calendar_id = %id, error = %error, "google_calendar_failed_keeping_last");
+                    errors.push(error);
+                }
+            }
+        }
+        self.google_events
+            .lock()
+            .expect("poisoned")
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|event| event.start > now)
+            .cloned()
+            .collect()
     }
 
     fn question(&self, place: &str, summary: &str, start: DateTime<Utc>) -> Clarification {

@@ -518,7 +518,7 @@ fn diagnose_warns_without_a_calendar_and_bad_settings_are_named() {
     assert!(
         text.contains("calendar")
             && text.contains("WARN")
-            && text.contains("EV_FORECAST_ICAL_URLS is empty"),
+            && text.contains("EV_FORECAST_ICAL_URLS and GOOGLE_CALENDAR_IDS are empty"),
         "{text}"
     );
     let bad = run(&["run"], &[("EV_FORECAST_DISTANCES", "Office=far")]);
