@@ -235,6 +235,21 @@ pub mod smart_ev_charging {
         pub demand_kwh: Option<f64>,
         /// smart: what the deadline will miss even at full power.
         pub shortfall_kwh: Option<f64>,
+        /// The house's meters as the decision saw them.
+        #[serde(default)]
+        pub meters: MetersNow,
+    }
+
+    /// Each `None` while its meter is not configured, too old, or not believed.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+    pub struct MetersNow {
+        /// Positive while exporting.
+        pub grid_export_w: Option<f64>,
+        /// Positive while the home battery charges.
+        pub battery_charge_w: Option<f64>,
+        pub battery_soc: Option<f64>,
+        /// What the car draws.
+        pub ev_power_w: Option<f64>,
     }
 }
 
@@ -442,5 +457,11 @@ pub mod pv_forecast {
         pub hold_out_error: Option<ForecastError>,
         /// Older than its refresh interval allows: the last good one, kept.
         pub stale: bool,
+        /// What the PV meter measured in today's complete hours (empty without a meter).
+        #[serde(default)]
+        pub today_actual: Vec<HourEnergy>,
+        /// The PV meter's last reading, when there is a meter.
+        #[serde(default)]
+        pub pv_now_w: Option<f64>,
     }
 }

@@ -185,7 +185,8 @@ impl DashboardService {
         self.follow(
             ctx,
             smart_ev_charging::STATUS_TOPIC,
-            &[Section::Charging],
+            // Its meters are the house's "now" when no simulator runs.
+            &[Section::Charging, Section::Energy],
             |snapshot, status: smart_ev_charging::Status| snapshot.charging = Some(status),
         )
         .await?;

@@ -156,19 +156,32 @@ fn services(snapshot: &Snapshot, now: DateTime<Utc>) -> Markup {
     }
 }
 
-/// Bars of kWh per hour, drawn here: no script, no library.
-pub(crate) fn hour_chart(hours: &[HourEnergy], label: &str) -> Markup {
+/// Bars of kWh per hour, drawn here: no script, no library. `actual`: what the meter
+/// measured in the same hours, as a narrow dark bar inside each forecast bar.
+pub(crate) fn hour_chart(hours: &[HourEnergy], actual: &[HourEnergy], label: &str) -> Markup {
     let width = 480.0;
     let height = 140.0;
-    let max = hours.iter().map(|h| h.kwh).fold(0.1_f64, f64::max);
+    let max = hours
+        .iter()
+        .chain(actual)
+        .map(|h| h.kwh)
+        .fold(0.1_f64, f64::max);
     let bar = width / hours.len().max(1) as f64;
+    let measured = |start| actual.iter().find(|a| a.start == start);
     html! {
         svg viewBox=(format!("0 0 {width} {}", height + 16.0)) role="img" aria-label=(label) {
             @for (index, hour) in hours.iter().enumerate() {
                 @let h = hour.kwh / max * height;
                 rect class="bar" x=(format!("{:.1}", index as f64 * bar + 1.0)) y=(format!("{:.1}", height - h))
                     width=(format!("{:.1}", (bar - 2.0).max(1.0))) height=(format!("{h:.1}")) fill="#f2a900" {
-                    title { (hour.start.format("%H:%M UTC")) ": " (format!("{:.2} kWh", hour.kwh)) }
+                    title { (hour.start.format("%H:%M UTC")) ": " (format!("{:.2} kWh", hour.kwh)) " forecast" }
+                }
+                @if let Some(done) = measured(hour.start) {
+                    @let a = done.kwh / max * height;
+                    rect class="actual" x=(format!("{:.1}", index as f64 * bar + bar * 0.3)) y=(format!("{:.1}", height - a))
+                        width=(format!("{:.1}", (bar * 0.4).max(1.0))) height=(format!("{a:.1}")) fill="#3b4a5a" {
+                        title { (hour.start.format("%H:%M UTC")) ": " (format!("{:.2} kWh", done.kwh)) " measured" }
+                    }
                 }
                 @if index % 3 == 0 {
                     text x=(format!("{:.1}", index as f64 * bar)) y=(height + 13.0) font-size="10" fill="#777" {
@@ -180,12 +193,54 @@ pub(crate) fn hour_chart(hours: &[HourEnergy], label: &str) -> Markup {
     }
 }
 
+/// The house now from the production services' own messages (no simulator).
+pub(crate) struct HouseNow {
+    pub(crate) pv_w: Option<f64>,
+    pub(crate) load_w: Option<f64>,
+    pub(crate) grid_w: Option<f64>,
+    pub(crate) battery_w: Option<f64>,
+    pub(crate) battery_soc: Option<f64>,
+    pub(crate) ev_w: Option<f64>,
+}
+
+/// Load is what PV makes less what goes to the grid, the battery and the car; only
+/// when every part is known.
+pub(crate) fn meters_now(snapshot: &Snapshot) -> Option<HouseNow> {
+    let meters = snapshot.charging.as_ref().map(|c| c.meters)?;
+    let pv_w = snapshot.pv.as_ref().and_then(|pv| pv.pv_now_w);
+    let load_w = match (
+        pv_w,
+        meters.grid_export_w,
+        meters.battery_charge_w,
+        meters.ev_power_w,
+    ) {
+        (Some(pv), Some(grid), Some(battery), Some(ev)) => Some(pv - grid - battery - ev),
+        _ => None,
+    };
+    Some(HouseNow {
+        pv_w,
+        load_w,
+        grid_w: meters.grid_export_w,
+        battery_w: meters.battery_charge_w,
+        battery_soc: meters.battery_soc,
+        ev_w: meters.ev_power_w,
+    })
+}
+
+fn watts(value: Option<f64>) -> String {
+    value.map_or("–".into(), |w| format!("{w:.0} W"))
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or("–".into(), |p| format!("{p:.0} %"))
+}
+
 fn energy(snapshot: &Snapshot) -> Markup {
     html! {
         section #energy {
             h2 { "Energy" }
             @if let Some(house) = &snapshot.house {
-                table {
+                table #now {
                     tr { td { "PV" } td { (format!("{:.0} W", house.pv_w)) } }
                     tr { td { "House load" } td { (format!("{:.0} W", house.load_w)) } }
                     tr { td { "Battery" } td { (format!("{:.0} % · {:.0} W", house.battery_soc, house.battery_w)) } }
@@ -193,6 +248,15 @@ fn energy(snapshot: &Snapshot) -> Markup {
                     tr { td { "Car" } td { (format!("{:.0} % · {:.0} W", house.ev_soc, house.ev_w)) } }
                 }
                 @if house.simulated { p.muted { "Simulated house (sim-home)." } }
+            } @else if let Some(now) = meters_now(snapshot) {
+                table #now {
+                    tr { td { "PV" } td { (watts(now.pv_w)) } }
+                    tr { td { "House load" } td { (watts(now.load_w)) } }
+                    tr { td { "Battery" } td { (percent(now.battery_soc)) " · " (watts(now.battery_w)) } }
+                    tr { td { "Grid (export +)" } td { (watts(now.grid_w)) } }
+                    tr { td { "Car" } td { (watts(now.ev_w)) } }
+                }
+                p.muted { "From the meters smart-ev-charging and pv-forecast read." }
             }
             @match &snapshot.pv {
                 None => p.muted { "No PV forecast yet." },
@@ -201,9 +265,14 @@ fn energy(snapshot: &Snapshot) -> Markup {
                         " (" (format!("{:.1}", pv.today_remaining_kwh)) " to come), tomorrow "
                         strong { (format!("{:.1} kWh", pv.tomorrow_kwh)) }
                         @if pv.stale { " · " span.warning { "stale" } } }
-                    (hour_chart(&pv.today, "PV forecast today, kWh per hour"))
+                    (hour_chart(&pv.today, &pv.today_actual, "PV today: forecast and measured, kWh per hour"))
+                    @if !pv.today_actual.is_empty() {
+                        p.muted { "Measured so far " (format!("{:.1} kWh", pv.today_actual.iter().map(|h| h.kwh).sum::<f64>()))
+                            " against " (format!("{:.1} kWh", pv.today.iter().filter(|h| pv.today_actual.iter().any(|a| a.start == h.start)).map(|h| h.kwh).sum::<f64>()))
+                            " forecast for the same hours (dark bars)." }
+                    }
                     p.muted { "Tomorrow" }
-                    (hour_chart(&pv.tomorrow, "PV forecast tomorrow, kWh per hour"))
+                    (hour_chart(&pv.tomorrow, &[], "PV forecast tomorrow, kWh per hour"))
                     p.muted { "Model: " (pv.model) }
                 }
             }
@@ -316,13 +385,73 @@ mod tests {
                 },
             })
             .collect();
-        let svg = hour_chart(&hours, "today").into_string();
+        let svg = hour_chart(&hours, &[], "today").into_string();
         assert_eq!(svg.matches("<rect").count(), 24);
         // The highest hour (19:00, 1.4 kWh) is full height.
         assert!(
             svg.contains(r#"y="0.0""#) && svg.contains(r#"height="140.0""#),
             "{svg}"
         );
-        assert!(svg.contains("19:00 UTC: 1.40 kWh"));
+        assert!(svg.contains("19:00 UTC: 1.40 kWh forecast"));
+        // Measured hours get their own bar, on the same scale.
+        let measured = [HourEnergy {
+            start: start + chrono::Duration::hours(10),
+            kwh: 2.8,
+        }];
+        let svg = hour_chart(&hours, &measured, "today").into_string();
+        assert_eq!(svg.matches(r#"class="actual""#).count(), 1);
+        assert!(
+            svg.contains(r#"height="140.0""#) && svg.contains(r#"height="70.0""#),
+            "2.8 kWh is the new top; 1.4 kWh is half of it: {svg}"
+        );
+        assert!(svg.contains("10:00 UTC: 2.80 kWh measured"));
+    }
+
+    #[test]
+    fn the_house_now_comes_from_the_meters_and_load_only_when_every_part_is_known() {
+        use homelab::messages::smart_ev_charging::{MetersNow, Status};
+        let status = |meters| Status {
+            mode: "pv".into(),
+            surplus_w: None,
+            target_current_a: None,
+            phases: 3.0,
+            reason: String::new(),
+            demand_kwh: None,
+            shortfall_kwh: None,
+            meters,
+        };
+        let mut snapshot = Snapshot {
+            charging: Some(status(MetersNow {
+                grid_export_w: Some(1200.0),
+                battery_charge_w: Some(800.0),
+                battery_soc: Some(64.0),
+                ev_power_w: Some(4100.0),
+            })),
+            ..Snapshot::default()
+        };
+        let now = meters_now(&snapshot).unwrap();
+        assert_eq!(
+            (now.pv_w, now.load_w),
+            (None, None),
+            "no PV reading: no load"
+        );
+        snapshot.pv = Some(homelab::messages::pv_forecast::Updated {
+            generated_at: DateTime::UNIX_EPOCH,
+            today_date: DateTime::UNIX_EPOCH.date_naive(),
+            today: Vec::new(),
+            tomorrow: Vec::new(),
+            today_kwh: 0.0,
+            today_remaining_kwh: 0.0,
+            tomorrow_kwh: 0.0,
+            model: "physical".into(),
+            hold_out_error: None,
+            stale: false,
+            today_actual: Vec::new(),
+            pv_now_w: Some(6500.0),
+        });
+        let now = meters_now(&snapshot).unwrap();
+        assert_eq!(now.load_w, Some(400.0), "6500 − 1200 − 800 − 4100");
+        let page = energy(&snapshot).into_string();
+        assert!(page.contains("6500 W") && page.contains("64 %"), "{page}");
     }
 }

@@ -51,7 +51,11 @@ fn forecast() -> serde_json::Value {
     json!({"generated_at": "2026-11-30T06:00:00Z", "today_date": "2026-11-30",
         "today": hours("2026-11-30"), "tomorrow": hours("2026-12-01"),
         "today_kwh": 24.5, "today_remaining_kwh": 12.0, "tomorrow_kwh": 24.5,
-        "model": "physical", "hold_out_error": null, "stale": false})
+        "model": "physical", "hold_out_error": null, "stale": false,
+        // Measured until noon: a cloudier morning than forecast.
+        "today_actual": (0..12).map(|h: i32| json!({"start": format!("2026-11-30T{h:02}:00:00Z"),
+            "kwh": if h >= 6 { f64::from(h - 5) * 0.3 } else { 0.0 }})).collect::<Vec<_>>(),
+        "pv_now_w": 6500.0})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +85,18 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
         .publish(
             "homelab/smart-ev-charging/entity/mode/state",
             "pv",
+            QoS::AtLeastOnce,
+            true,
+        )
+        .await;
+    // No simulator: the house now comes from the services' own meters.
+    let charging = json!({"mode": "pv", "surplus_w": 1900.0, "target_current_a": 6.0, "phases": 1.0,
+        "reason": "pv surplus", "demand_kwh": null, "shortfall_kwh": null,
+        "meters": {"grid_export_w": 1200.0, "battery_charge_w": 800.0, "battery_soc": 64.0, "ev_power_w": 4100.0}});
+    probe
+        .publish(
+            "homelab/smart-ev-charging/status",
+            charging.to_string(),
             QoS::AtLeastOnce,
             true,
         )
@@ -143,6 +159,17 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
         48,
         "24 hours today and 24 tomorrow"
     );
+    assert_eq!(
+        browser.count(By::Css("#energy svg rect.actual")).await,
+        12,
+        "today's measured hours beside the forecast"
+    );
+    let table = browser.find(By::Css("#energy table#now")).await.unwrap();
+    let now = browser.text(&table).await;
+    assert!(
+        now.contains("6500 W") && now.contains("400 W") && now.contains("64 %"),
+        "PV, load (6500 − 1200 − 800 − 4100) and the battery: {now}"
+    );
     std::fs::write(
         screenshots_dir().join("dashboard-desktop.png"),
         browser.screenshot().await,
@@ -161,8 +188,11 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
         .unwrap();
     browser.click(&set).await;
     let clicked = Instant::now();
+    // Generous limits: this checks that the page follows, on a loaded 2-core CI machine
+    // with Chromium and other tests running; the speed (MQTT → page update, goal
+    // ≤ 300 ms) is measured by `cargo bench -p dashboard`, and printed here.
     let command = commands
-        .next(Duration::from_secs(2))
+        .next(Duration::from_secs(10))
         .await
         .expect("the mode command");
     assert_eq!(&command.payload[..], b"smart");
@@ -180,11 +210,15 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
             .await;
         let now_text = browser.text(&shown).await;
         if now_text == "smart" {
+            println!(
+                "mode shown {} ms after the click",
+                clicked.elapsed().as_millis()
+            );
             break;
         }
         assert!(
-            clicked.elapsed() < Duration::from_secs(2),
-            "the page still says {now_text:?} 2 s after the click"
+            clicked.elapsed() < Duration::from_secs(10),
+            "the page still says {now_text:?} 10 s after the click"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

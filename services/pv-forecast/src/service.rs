@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration as Span, Timelike, Utc};
 use chrono_tz::Tz;
 use homelab::discovery::{self, Entity};
-use homelab::messages::pv_forecast::Updated;
+use homelab::messages::pv_forecast::{HourEnergy, Updated};
 use homelab::web::WebClient;
 use homelab::{Context, Health, Message, Service, StateStore};
 use pv_forecast::forecast::{hourly_energy, Forecast};
@@ -306,8 +306,29 @@ impl PvForecastService {
             model: forecast.model.clone(),
             hold_out_error: forecast.hold_out_error.map(Into::into),
             stale,
+            today_actual: Vec::new(),
+            pv_now_w: None,
         };
-        ctx.publish("updated", &updated).await?;
+        let updated = match self.measured_today(ctx, now).await {
+            Ok((today_actual, pv_now_w)) => Updated {
+                today_actual,
+                pv_now_w,
+                ..updated
+            },
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "pv_actual_unavailable");
+                updated
+            }
+        };
+        // Retained: the dashboard and smart charging get it whenever they start.
+        ctx.mqtt()
+            .publish_json(
+                homelab::messages::pv_forecast::UPDATED_TOPIC,
+                &updated,
+                homelab::QoS::AtLeastOnce,
+                true,
+            )
+            .await?;
         let mqtt = ctx.mqtt();
         discovery::publish_state(mqtt, "today_remaining", remaining).await?;
         discovery::publish_state(mqtt, "today_total", forecast.today_kwh).await?;
@@ -317,6 +338,40 @@ impl PvForecastService {
         discovery::publish_state(mqtt, "hold_out_nmae", nmae).await?;
         discovery::publish_state(mqtt, "stale", if stale { "ON" } else { "OFF" }).await?;
         Ok(())
+    }
+
+    /// What the PV meter counted in today's complete local hours, and its last reading;
+    /// nothing without a meter.
+    async fn measured_today(
+        &self,
+        ctx: &Context<PvForecastSettings>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(Vec<HourEnergy>, Option<f64>)> {
+        let entity = self.settings.pv_forecast_power_entity.trim();
+        if entity.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let midnight = now
+            .with_timezone(&self.zone)
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .and_then(|local| local.and_local_timezone(self.zone).earliest())
+            .map_or(now - Span::hours(24), |at| at.with_timezone(&Utc));
+        let history = ctx
+            .home_assistant()
+            .history(&[entity], midnight, now)
+            .await?;
+        let samples = power_samples(history);
+        let pv_now_w = samples.last().and_then(|(_, watts)| *watts);
+        let hours = hourly_energy(&samples, now)
+            .into_iter()
+            .filter(|(start, _)| *start >= midnight)
+            .map(|(start, kwh)| HourEnergy {
+                start,
+                kwh: (kwh * 1000.0).round() / 1000.0,
+            })
+            .collect();
+        Ok((hours, pv_now_w))
     }
 
     /// Trains on the past days' weather and what the PV meter counted (HA history).
@@ -330,18 +385,7 @@ impl PvForecastService {
         let start = now - Span::days(i64::from(days));
         let entity = self.settings.pv_forecast_power_entity.as_str();
         let history = ctx.home_assistant().history(&[entity], start, now).await?;
-        let samples_w: Vec<(DateTime<Utc>, Option<f64>)> = history
-            .into_iter()
-            .flatten()
-            .filter_map(|state| {
-                let at = state
-                    .last_changed
-                    .as_deref()
-                    .or(state.last_updated.as_deref())?;
-                let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
-                Some((at, state.reading().and_then(|r| r.power_watts())))
-            })
-            .collect();
+        let samples_w = power_samples(history);
         let energy: std::collections::BTreeMap<_, _> =
             hourly_energy(&samples_w, now).into_iter().collect();
         let samples: Vec<Sample> = weather
@@ -387,6 +431,22 @@ impl PvForecastService {
         save_snapshot(snapshot).await;
         Ok(())
     }
+}
+
+/// The PV meter's readings in time order, `None` where it was unavailable.
+fn power_samples(history: Vec<Vec<homelab::ha::EntityState>>) -> Vec<(DateTime<Utc>, Option<f64>)> {
+    history
+        .into_iter()
+        .flatten()
+        .filter_map(|state| {
+            let at = state
+                .last_changed
+                .as_deref()
+                .or(state.last_updated.as_deref())?;
+            let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+            Some((at, state.reading().and_then(|r| r.power_watts())))
+        })
+        .collect()
 }
 
 /// Writes a state snapshot taken under the lock, off the async workers.

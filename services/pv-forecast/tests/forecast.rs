@@ -113,16 +113,24 @@ async fn publishes_a_forecast_keeps_the_last_good_one_and_marks_it_stale() {
     let remaining = first["today_remaining_kwh"].as_f64().unwrap();
     assert!((0.0..=today).contains(&remaining));
 
-    // HA gets the sensors by discovery, and their states (both retained: a late client sees them).
+    // HA gets the sensors by discovery, and their states; the forecast itself too (all
+    // retained: a client that starts later sees them at once).
     let mut late = Probe::connect(
         broker.port(),
         &[
+            UPDATED,
             "homelab/pv-forecast/entity/#",
             "homeassistant/sensor/homelab_pv_forecast/#",
         ],
     )
     .await;
     let seen = late.drain(Duration::from_millis(500)).await;
+    let retained = seen
+        .iter()
+        .find(|m| m.topic == UPDATED)
+        .expect("the forecast is retained for late subscribers");
+    assert!(retained.retain);
+    assert_eq!(retained.json()["generated_at"], first["generated_at"]);
     let config = seen
         .iter()
         .find(|m| m.topic == "homeassistant/sensor/homelab_pv_forecast/tomorrow_total/config")

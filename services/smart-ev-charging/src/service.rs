@@ -51,6 +51,7 @@ struct Outcome {
     surplus_w: Option<f64>,
     remaining_kwh: Option<f64>,
     shortfall_kwh: Option<f64>,
+    meters: homelab::messages::smart_ev_charging::MetersNow,
 }
 
 pub(crate) struct SmartEvCharging {
@@ -515,6 +516,12 @@ impl SmartEvCharging {
             ),
             remaining_kwh: plan_active.then(|| core.smart.remaining_kwh()),
             shortfall_kwh: plan_active.then(|| core.smart.shortfall_kwh(&self.smart_config, now)),
+            meters: homelab::messages::smart_ev_charging::MetersNow {
+                grid_export_w: assessed.meters.grid_export_w.map(f64::round),
+                battery_charge_w: assessed.meters.battery_charge_w.map(f64::round),
+                battery_soc: assessed.meters.battery_soc,
+                ev_power_w: assessed.meters.ev_power_w.map(f64::round),
+            },
             decision,
         }
     }
@@ -590,6 +597,7 @@ impl SmartEvCharging {
             reason: decision.reason.clone(),
             demand_kwh: outcome.remaining_kwh,
             shortfall_kwh: outcome.shortfall_kwh,
+            meters: outcome.meters,
         };
         let mut book = self.published.lock().await;
         let now = Instant::now();

@@ -404,6 +404,8 @@ pub fn forecast_message(today: Vec<crate::plan::HourEnergy>) -> crate::plan::PvF
         model: "replay".into(),
         hold_out_error: None,
         stale: false,
+        today_actual: Vec::new(),
+        pv_now_w: None,
     }
 }
 

@@ -174,6 +174,7 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
     // trip per event, and each entity state published once per new value.
     let mut states =
         Probe::connect(broker.port(), &["homelab/smart-ev-charging/entity/+/state"]).await;
+    let mut status = Probe::connect(broker.port(), &["homelab/smart-ev-charging/status"]).await;
     states.drain(Duration::from_millis(500)).await; // the retained ones
     let requests_before = ha_requests(http_port).await;
     for watts in [480.0, 490.0, 480.0, 470.0, 480.0, 480.0, 490.0, 480.0] {
@@ -181,6 +182,16 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let published = states.drain(Duration::from_millis(500)).await;
+    // The status carries the meters as the decision saw them (the dashboard's "now").
+    let seen = status
+        .wait_for(
+            "homelab/smart-ev-charging/status",
+            Duration::from_secs(5),
+            |s| s["meters"]["grid_export_w"] == 480.0,
+        )
+        .await
+        .expect("a status with the last grid reading");
+    assert_eq!(seen["meters"]["ev_power_w"], 5520.0, "{seen}");
     let requests = ha_requests(http_port).await - requests_before;
     assert_eq!(
         requests, 0.0,
