@@ -26,7 +26,9 @@ pub mod heartbeat {
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(rename_all = "snake_case")]
+    #[cfg_attr(feature = "openapi", schema(as = HeartbeatStatus))]
     pub enum Status {
         Online,
         Degraded,
@@ -34,6 +36,7 @@ pub mod heartbeat {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Heartbeat {
         pub status: Status,
         pub service: String,
@@ -84,12 +87,14 @@ pub mod health_monitor {
 
     /// A person's decision; `by` names them (the sender's service when absent).
     #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Decision {
         #[serde(default)]
         pub by: Option<String>,
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct ActionResult {
         pub action_id: String,
         pub accepted: bool,
@@ -97,6 +102,8 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[cfg_attr(feature = "openapi", schema(as = HealthMonitorStatus))]
     pub struct Status {
         pub node: String,
         pub layers: BTreeMap<String, LayerStatus>,
@@ -118,6 +125,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct FinishedAction {
         pub id: String,
         pub target: String,
@@ -129,6 +137,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct RecentEvent {
         pub ts: String,
         /// Seed 002's type: service_unhealthy, remediation_completed, ...
@@ -138,6 +147,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct DiagnoseStatus {
         pub checked_at: String,
         /// No step failed.
@@ -147,6 +157,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct LayerStatus {
         /// When it last ran; `None`: not yet, or switched off.
         pub checked_at: Option<String>,
@@ -155,6 +166,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct ServiceStatus {
         /// online, degraded, offline or missing.
         pub status: String,
@@ -163,6 +175,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct ContainerStatus {
         pub name: String,
         pub service: Option<String>,
@@ -173,6 +186,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Issue {
         pub id: String,
         /// critical, warning or info.
@@ -182,6 +196,7 @@ pub mod health_monitor {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct PendingAction {
         pub id: String,
         pub kind: String,
@@ -201,6 +216,7 @@ pub mod command {
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Command {
         pub command: String,
         /// Repeats of the same id are answered once (QoS 1 delivers at least once).
@@ -210,6 +226,7 @@ pub mod command {
 
     /// `homelab/<service>/pong`: the answer to `ping`.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Pong {
         pub request_id: Option<String>,
     }
@@ -222,6 +239,8 @@ pub mod smart_ev_charging {
     pub const STATUS_TOPIC: &str = "homelab/smart-ev-charging/status";
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[cfg_attr(feature = "openapi", schema(as = ChargingStatus))]
     pub struct Status {
         /// off, pv, min_pv, fast or smart.
         pub mode: String,
@@ -242,6 +261,7 @@ pub mod smart_ev_charging {
 
     /// Each `None` while its meter is not configured, too old, or not believed.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct MetersNow {
         /// Positive while exporting.
         pub grid_export_w: Option<f64>,
@@ -261,6 +281,8 @@ pub mod sim_home {
     pub const STATUS_TOPIC: &str = "homelab/sim-home/status";
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[cfg_attr(feature = "openapi", schema(as = SimHomeStatus))]
     pub struct Status {
         /// Always true: this is not a real house.
         pub simulated: bool,
@@ -287,6 +309,7 @@ pub mod ev_forecast {
     pub const PLAN_TOPIC: &str = "homelab/ev-forecast/plan";
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(rename_all = "snake_case")]
     pub enum DistanceSource {
         /// The user's distance table.
@@ -301,6 +324,7 @@ pub mod ev_forecast {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Trip {
         pub summary: String,
         pub destination: Option<String>,
@@ -319,6 +343,7 @@ pub mod ev_forecast {
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(rename_all = "snake_case")]
     pub enum Urgency {
         None,
@@ -339,6 +364,7 @@ pub mod ev_forecast {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Plan {
         pub energy_needed_kwh: f64,
         /// When the first trip leaves; `None` without trips.
@@ -360,6 +386,7 @@ pub mod ev_forecast {
     pub const ALERT_TOPIC: &str = "homelab/ev-forecast/alert";
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Alert {
         pub text: String,
         pub shortfall_kwh: f64,
@@ -372,6 +399,7 @@ pub mod ev_forecast {
     pub const CLARIFICATION_TOPIC: &str = "homelab/ev-forecast/clarification";
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Clarification {
         /// The calendar's location, as written.
         pub place: String,
@@ -393,6 +421,7 @@ pub mod orchestrator {
     pub const KNOWLEDGE_UPDATE_TOPIC: &str = "homelab/orchestrator/knowledge-update";
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(rename_all = "snake_case")]
     pub enum FactKind {
         /// A place and how far it is.
@@ -405,6 +434,7 @@ pub mod orchestrator {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct KnowledgeUpdate {
         pub kind: FactKind,
         /// What the fact is about, e.g. the place "Aachen".
@@ -429,6 +459,7 @@ pub mod pv_forecast {
 
     /// The energy of one hour starting at `start`.
     #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct HourEnergy {
         pub start: DateTime<Utc>,
         pub kwh: f64,
@@ -436,6 +467,7 @@ pub mod pv_forecast {
 
     /// How far the model was off on held-out days.
     #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct ForecastError {
         pub mae_kwh: f64,
         pub nmae: f64,
@@ -443,6 +475,7 @@ pub mod pv_forecast {
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct Updated {
         pub generated_at: DateTime<Utc>,
         /// The local date "today" refers to.

@@ -45,13 +45,13 @@ impl Section {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ServiceSeen {
     pub(crate) heartbeat: Heartbeat,
     pub(crate) received_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub(crate) struct Snapshot {
     pub(crate) services: BTreeMap<String, ServiceSeen>,
     pub(crate) health: Option<health_monitor::Status>,

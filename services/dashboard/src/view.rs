@@ -312,8 +312,15 @@ fn charging(snapshot: &Snapshot, csrf: &str) -> Markup {
                 p { "Plan: " (format!("{:.1} kWh", plan.energy_needed_kwh))
                     @if let Some(deadline) = plan.deadline { " by " (deadline.format("%a %H:%M UTC")) }
                     " · urgency " (plan.urgency.as_str()) }
+                @if let Some(warning) = &plan.warning { p.warning #plan-warning { (warning) } }
                 ul { @for trip in plan.trips.iter().take(5) {
-                    li { (trip.start.format("%a %H:%M")) " " (trip.summary) " · " (format!("{:.1} kWh", trip.energy_kwh)) }
+                    li { (trip.start.format("%a %H:%M")) " " (trip.summary) " · " (format!("{:.1} kWh", trip.energy_kwh))
+                        @if trip.distance_source == homelab::messages::ev_forecast::DistanceSource::Assumed {
+                            " · " span.warning.assumed title="Found nowhere: answer in HA's EV place distance box (place=km) or on Telegram" {
+                                (format!("{:.0} km assumed", trip.distance_km.unwrap_or_default())) }
+                        }
+                        @if !trip.fits_one_charge { " · " span.warning { "beyond one charge" } }
+                    }
                 } }
             }
         }

@@ -11,7 +11,6 @@ mod webdriver;
 
 use homelab::mqtt::QoS;
 use homelab::testkit::{free_port, Broker, Probe, ServiceProcess};
-use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use webdriver::{Browser, By};
@@ -35,84 +34,11 @@ async fn wait_port(port: u16) {
     }
 }
 
-fn forecast() -> serde_json::Value {
-    let hours = |day: &str| {
-        (0..24)
-            .map(|h: i32| {
-                let kwh = if (6..20).contains(&h) {
-                    f64::from(7 - (h - 13).abs()) * 0.5
-                } else {
-                    0.0
-                };
-                json!({"start": format!("{day}T{h:02}:00:00Z"), "kwh": kwh})
-            })
-            .collect::<Vec<_>>()
-    };
-    json!({"generated_at": "2026-11-30T06:00:00Z", "today_date": "2026-11-30",
-        "today": hours("2026-11-30"), "tomorrow": hours("2026-12-01"),
-        "today_kwh": 24.5, "today_remaining_kwh": 12.0, "tomorrow_kwh": 24.5,
-        "model": "physical", "hold_out_error": null, "stale": false,
-        // Measured until noon: a cloudier morning than forecast.
-        "today_actual": (0..12).map(|h: i32| json!({"start": format!("2026-11-30T{h:02}:00:00Z"),
-            "kwh": if h >= 6 { f64::from(h - 5) * 0.3 } else { 0.0 }})).collect::<Vec<_>>(),
-        "pv_now_w": 6500.0})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restart() {
     let broker = Broker::start();
     let probe = Probe::connect(broker.port(), &[]).await;
-    for service in ["pv-forecast", "smart-ev-charging", "ev-forecast"] {
-        let beat = json!({"status": "online", "service": service, "version": "0.1.0", "interval_seconds": 60, "memory_mb": 6.5});
-        probe
-            .publish(
-                &format!("homelab/{service}/heartbeat"),
-                beat.to_string(),
-                QoS::AtLeastOnce,
-                true,
-            )
-            .await;
-    }
-    probe
-        .publish(
-            "homelab/pv-forecast/updated",
-            forecast().to_string(),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
-    probe
-        .publish(
-            "homelab/smart-ev-charging/entity/mode/state",
-            "pv",
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
-    // No simulator: the house now comes from the services' own meters.
-    let charging = json!({"mode": "pv", "surplus_w": 1900.0, "target_current_a": 6.0, "phases": 1.0,
-        "reason": "pv surplus", "demand_kwh": null, "shortfall_kwh": null,
-        "meters": {"grid_export_w": 1200.0, "battery_charge_w": 800.0, "battery_soc": 64.0, "ev_power_w": 4100.0}});
-    probe
-        .publish(
-            "homelab/smart-ev-charging/status",
-            charging.to_string(),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
-    let status = json!({"node": "main", "layers": {}, "services": {}, "containers": [], "issues": [],
-        "pending_actions": [{"id": "restart-homelab-ev-forecast-1-20261130T120000Z", "kind": "container_restart",
-            "target": "homelab-ev-forecast-1", "reason": "container homelab-ev-forecast-1 is exited", "created_at": "2026-11-30T12:00:00Z"}],
-        "alerts_waiting": 0});
-    probe
-        .publish(
-            "homelab/health-monitor/status",
-            status.to_string(),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await;
+    common::publish_a_house(&probe).await;
     let mut commands = Probe::connect(
         broker.port(),
         &[
@@ -169,6 +95,16 @@ async fn a_person_signs_in_sees_the_house_changes_the_mode_and_approves_a_restar
     assert!(
         now.contains("6500 W") && now.contains("400 W") && now.contains("64 %"),
         "PV, load (6500 − 1200 − 800 − 4100) and the battery: {now}"
+    );
+    let warning = browser.find(By::Css("#plan-warning")).await.unwrap();
+    assert!(browser
+        .text(&warning)
+        .await
+        .contains("the battery holds 60: charge on the way"));
+    assert_eq!(
+        browser.count(By::Css("#charging span.assumed")).await,
+        1,
+        "the place found nowhere is marked as assumed"
     );
     std::fs::write(
         screenshots_dir().join("dashboard-desktop.png"),

@@ -1,11 +1,13 @@
 //! schemathesis (from PyPI, installed by scripts/test.sh into
 //! ~/.cache/homelab/schemathesis-venv) fuzzes the API from its own OpenAPI document,
 //! signed in, with every check: no 5xx, every status and body as documented, invalid
-//! input refused. A fixed seed, so a failure here replays.
+//! input refused. A fixed seed, so a failure here replays. The house's messages are
+//! published first, so the overview it checks carries every kind of message the
+//! schemas (generated from the shared types) describe.
 
 mod common;
 
-use homelab::testkit::Broker;
+use homelab::testkit::{Broker, Probe};
 use serde_json::Value;
 use std::process::Command;
 
@@ -29,6 +31,9 @@ fn schemathesis() -> std::path::PathBuf {
 async fn schemathesis_finds_nothing_the_openapi_document_does_not_say() {
     let binary = schemathesis();
     let broker = Broker::start();
+    // Kept to the end: a dropped probe stops sending what it has queued.
+    let house = Probe::connect(broker.port(), &[]).await;
+    common::publish_a_house(&house).await;
     let dashboard = common::start(&broker, "schema-test").await;
     let url = dashboard.url.clone();
     let client = reqwest::Client::builder()
@@ -48,15 +53,29 @@ async fn schemathesis_finds_nothing_the_openapi_document_does_not_say() {
         .next()
         .unwrap()
         .to_string();
-    let overview: Value = client
-        .get(format!("{url}/api/v1/overview"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let overview = loop {
+        let overview: Value = client
+            .get(format!("{url}/api/v1/overview"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let filled = ["health", "charging", "pv", "plan"]
+            .iter()
+            .all(|part| !overview[part].is_null());
+        if filled && overview["services"].as_object().unwrap().len() >= 3 {
+            break overview;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dashboard never read the house: {overview}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     let csrf = overview["csrf"].as_str().unwrap().to_string();
     let run = tokio::task::spawn_blocking(move || {
         Command::new(binary)
