@@ -611,7 +611,17 @@ impl SmartEvCharging {
         }
         let status_text = serde_json::to_string(&status)?;
         if book.due("status", &status_text, now) {
-            if let Err(error) = ctx.publish("status", &status).await {
+            // Retained: the dashboard shows the last decision whenever it starts.
+            let published = ctx
+                .mqtt()
+                .publish_json(
+                    homelab::messages::smart_ev_charging::STATUS_TOPIC,
+                    &status,
+                    homelab::QoS::AtLeastOnce,
+                    true,
+                )
+                .await;
+            if let Err(error) = published {
                 book.forget("status");
                 return Err(error.into());
             }

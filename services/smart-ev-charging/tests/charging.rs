@@ -192,6 +192,13 @@ async fn charges_from_surplus_stops_without_it_and_respects_safe_mode() {
         .await
         .expect("a status with the last grid reading");
     assert_eq!(seen["meters"]["ev_power_w"], 5520.0, "{seen}");
+    let mut late = Probe::connect(broker.port(), &["homelab/smart-ev-charging/status"]).await;
+    let retained = late
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the last status, for a dashboard that starts later");
+    assert!(retained.retain);
+    assert_eq!(retained.json()["mode"], seen["mode"]);
     let requests = ha_requests(http_port).await - requests_before;
     assert_eq!(
         requests, 0.0,
