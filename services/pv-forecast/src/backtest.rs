@@ -388,6 +388,7 @@ mod tests {
                 kwp: 5.0,
                 tilt_deg: 30.0,
                 azimuth_deg: 180.0,
+                ac_kw: None,
             }],
         };
         let power = read_power("time,power\n2026-06-20T10:00:00Z,1000\n", berlin()).unwrap();

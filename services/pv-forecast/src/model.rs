@@ -54,9 +54,11 @@ pub fn baseline_kwh(site: &Site, hour: &WeatherHour) -> f64 {
         .iter()
         .map(|array| {
             let poa = solar::plane_of_array(&irradiance, &sun, array);
-            array.kwp * poa / 1000.0
+            let dc = array.kwp * poa / 1000.0
                 * solar::temperature_factor(temperature, poa)
-                * SYSTEM_EFFICIENCY
+                * SYSTEM_EFFICIENCY;
+            // An hour's mean power is capped by the inverter, and so is its energy.
+            array.ac_kw.map_or(dc, |ac| dc.min(ac))
         })
         .sum()
 }
@@ -309,8 +311,26 @@ pub(crate) mod tests {
                 kwp: 8.0,
                 tilt_deg: 30.0,
                 azimuth_deg: 180.0,
+                ac_kw: None,
             }],
         }
+    }
+
+    #[test]
+    fn the_physics_never_makes_more_than_the_inverter_passes() {
+        let noon = WeatherHour {
+            start: Utc.with_ymd_and_hms(2026, 6, 21, 11, 0, 0).unwrap(),
+            ghi: 880.0,
+            dni: Some(800.0),
+            dhi: Some(120.0),
+            temperature_c: Some(15.0),
+            cloud_cover: Some(0.0),
+        };
+        let free = baseline_kwh(&site(), &noon);
+        assert!(free > 5.5, "8 kWp at a clear June noon: {free}");
+        let mut limited = site();
+        limited.arrays[0].ac_kw = Some(5.0);
+        assert_eq!(baseline_kwh(&limited, &noon), 5.0);
     }
 
     /// A clear-sky day with clouds varying by day; the "real" roof yields `factor` of

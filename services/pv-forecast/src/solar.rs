@@ -17,16 +17,23 @@ pub struct Array {
     pub kwp: f64,
     pub tilt_deg: f64,
     pub azimuth_deg: f64,
+    /// The inverter's AC limit in kW, when it is below what the modules can make.
+    #[serde(default)]
+    pub ac_kw: Option<f64>,
 }
 
 impl Array {
-    /// Parses `kWp/tilt/azimuth`, e.g. `8.2/30/180`.
+    /// Parses `kWp/tilt/azimuth[/inverter AC kW]`, e.g. `8.2/30/180` or `8.2/30/180/7`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.trim().split('/').map(str::trim).collect();
-        let [kwp, tilt, azimuth] = parts[..] else {
-            return Err(format!(
-                "{text:?} is not kWp/tilt/azimuth (e.g. 8.2/30/180)"
-            ));
+        let (kwp, tilt, azimuth, ac) = match parts[..] {
+            [kwp, tilt, azimuth] => (kwp, tilt, azimuth, None),
+            [kwp, tilt, azimuth, ac] => (kwp, tilt, azimuth, Some(ac)),
+            _ => {
+                return Err(format!(
+                    "{text:?} is not kWp/tilt/azimuth[/inverter AC kW] (e.g. 8.2/30/180 or 8.2/30/180/7)"
+                ))
+            }
         };
         let number = |name: &str, value: &str| {
             value
@@ -39,7 +46,11 @@ impl Array {
             kwp: number("kWp", kwp)?,
             tilt_deg: number("tilt", tilt)?,
             azimuth_deg: number("azimuth", azimuth)?,
+            ac_kw: ac.map(|ac| number("inverter AC kW", ac)).transpose()?,
         };
+        if array.ac_kw.is_some_and(|ac| ac <= 0.0) {
+            return Err(format!("{text:?}: the inverter's AC kW must be above 0"));
+        }
         if array.kwp <= 0.0 || array.kwp > 1000.0 {
             return Err(format!("{text:?}: kWp must be above 0 and at most 1000"));
         }
@@ -231,11 +242,13 @@ mod tests {
             kwp: 1.0,
             tilt_deg: sun.zenith_deg,
             azimuth_deg: 180.0,
+            ac_kw: None,
         };
         let flat = Array {
             kwp: 1.0,
             tilt_deg: 0.0,
             azimuth_deg: 180.0,
+            ac_kw: None,
         };
         let poa = plane_of_array(&light, &sun, &facing);
         assert!(poa > 700.0 && poa < 700.0 + 70.0 + 20.0, "{poa}");
@@ -254,11 +267,13 @@ mod tests {
             kwp: 1.0,
             tilt_deg: 30.0,
             azimuth_deg: 90.0,
+            ac_kw: None,
         };
         let west = Array {
             kwp: 1.0,
             tilt_deg: 30.0,
             azimuth_deg: 270.0,
+            ac_kw: None,
         };
         let morning = sun_position(at(2026, 6, 21, 6, 0), 52.0, 7.6);
         let evening = sun_position(at(2026, 6, 21, 17, 0), 52.0, 7.6);
@@ -295,20 +310,25 @@ mod tests {
     #[test]
     fn arrays_parse_and_bad_ones_say_what_is_wrong() {
         assert_eq!(
-            Array::parse_list("8.2/30/180, 3/15/90").unwrap(),
+            Array::parse_list("8.2/30/180, 3/15/90/2.5").unwrap(),
             vec![
                 Array {
                     kwp: 8.2,
                     tilt_deg: 30.0,
-                    azimuth_deg: 180.0
+                    azimuth_deg: 180.0,
+                    ac_kw: None,
                 },
                 Array {
                     kwp: 3.0,
                     tilt_deg: 15.0,
-                    azimuth_deg: 90.0
+                    azimuth_deg: 90.0,
+                    ac_kw: Some(2.5),
                 }
             ]
         );
+        assert!(Array::parse("8.2/30/180/0")
+            .unwrap_err()
+            .contains("AC kW must be above 0"));
         assert!(Array::parse("8.2/30")
             .unwrap_err()
             .contains("kWp/tilt/azimuth"));

@@ -35,6 +35,7 @@ pub fn site() -> Site {
             kwp: 6.0,
             tilt_deg: 35.0,
             azimuth_deg: 170.0,
+            ac_kw: None,
         }],
     }
 }
