@@ -11,10 +11,16 @@ fn main() {
     let zone: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
     for (days, train_days, seed) in [(60, 28, 1), (60, 14, 2), (90, 60, 3)] {
         let (power, weather) = synthetic::history(days, seed);
-        let power = backtest::read_power(&power, zone).unwrap();
-        let weather = backtest::read_weather(&weather, zone).unwrap();
+        let power = backtest::read_power("power.csv", &power, zone)
+            .unwrap()
+            .value;
+        let weather = backtest::read_weather("weather.csv", &weather, zone)
+            .unwrap()
+            .value;
         let started = std::time::Instant::now();
-        let report = backtest::run(&synthetic::site(), &power, &weather, train_days).unwrap();
+        let report = backtest::run(&synthetic::site(), &power, &weather, train_days, zone)
+            .unwrap()
+            .report;
         println!(
             "--- synthetic roof, {days} days, seed {seed} ({} ms)",
             started.elapsed().as_millis()

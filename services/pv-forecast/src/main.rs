@@ -10,7 +10,8 @@
 mod service;
 
 use clap::Subcommand;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -26,6 +27,10 @@ enum Tool {
         /// Days to train on; every later day is forecast and scored.
         #[arg(long, default_value_t = 28)]
         train_days: usize,
+        /// Also write every tested hour (time, forecast, actual, physics-only,
+        /// persistence, scored) to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        predictions: Option<PathBuf>,
     },
 }
 
@@ -35,31 +40,60 @@ fn main() -> ExitCode {
             power,
             weather,
             train_days,
-        } => backtest(&power, &weather, train_days),
+            predictions,
+        } => backtest(&power, &weather, train_days, predictions.as_deref()),
     })
 }
 
 /// Site and time zone come from the same settings (env + `.env`) as the service.
-fn backtest(power: &PathBuf, weather: &PathBuf, train_days: usize) -> ExitCode {
+fn backtest(
+    power: &Path,
+    weather: &Path,
+    train_days: usize,
+    predictions: Option<&Path>,
+) -> ExitCode {
     let result = (|| -> anyhow::Result<String> {
         let settings = homelab::settings::load::<service::PvForecastSettings>()?;
         let site = settings.service.site()?;
         let zone = settings.common.time_zone()?;
-        let read = |path: &PathBuf| {
+        let read = |path: &Path| {
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         };
         let power =
-            pv_forecast::backtest::read_power(&read(power)?, zone).map_err(anyhow::Error::msg)?;
-        let weather = pv_forecast::backtest::read_weather(&read(weather)?, zone)
-            .map_err(anyhow::Error::msg)?;
-        let report = pv_forecast::backtest::run(&site, &power, &weather, train_days)
-            .map_err(anyhow::Error::msg)?;
-        Ok(report.to_string())
+            pv_forecast::backtest::read_power(&power.display().to_string(), &read(power)?, zone)
+                .map_err(anyhow::Error::msg)?;
+        let weather = pv_forecast::backtest::read_weather(
+            &weather.display().to_string(),
+            &read(weather)?,
+            zone,
+        )
+        .map_err(anyhow::Error::msg)?;
+        for warning in power.warnings.iter().chain(&weather.warnings) {
+            eprintln!("pv-forecast backtest: warning: {warning}");
+        }
+        let backtest =
+            pv_forecast::backtest::run(&site, &power.value, &weather.value, train_days, zone)
+                .map_err(anyhow::Error::msg)?;
+        if let Some(path) = predictions {
+            std::fs::write(
+                path,
+                pv_forecast::backtest::predictions_csv(&backtest.predictions),
+            )
+            .map_err(|e| anyhow::anyhow!("--predictions {}: {e}", path.display()))?;
+        }
+        Ok(backtest.report.to_string())
     })();
     match result {
         Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
+            // A reader that stops early (`| head`) is not an error.
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{report}").and_then(|()| out.flush()) {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("pv-forecast backtest: {error}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(error) => {
             eprintln!("pv-forecast backtest: {error:#}");

@@ -34,6 +34,8 @@ fn the_backtest_prints_errors_and_beats_persistence_and_the_plain_physics() {
             "weather.csv",
             "--train-days",
             "28",
+            "--predictions",
+            "hours.csv",
         ],
     );
     let text = String::from_utf8_lossy(&output.stdout);
@@ -43,8 +45,9 @@ fn the_backtest_prints_errors_and_beats_persistence_and_the_plain_physics() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        text.contains("trained on 28 day(s), forecast 12 later day(s)"),
-        "{text}"
+        text.contains("trained on 28 day(s), forecast 13 later day(s)")
+            && text.contains("split: the first 28 local days (Europe/Berlin) train"),
+        "40 UTC days end on the 41st local day: {text}"
     );
     assert!(
         text.contains("model in use: learned"),
@@ -59,6 +62,70 @@ fn the_backtest_prints_errors_and_beats_persistence_and_the_plain_physics() {
     };
     assert!(skill("skill vs persistence") > 0.2, "{text}");
     assert!(skill("skill vs baseline") > 0.0, "{text}");
+
+    // The printed skill is the per-hour file's: sums of errors over the same scored hours.
+    let hours = std::fs::read_to_string(dir.path().join("hours.csv")).unwrap();
+    let mut lines = hours.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time,forecast_kwh,actual_kwh,physics_kwh,persistence_kwh,scored")
+    );
+    let (mut model, mut persistence, mut physics, mut scored, mut all) = (0.0, 0.0, 0.0, 0, 0);
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        let number = |i: usize| fields[i].parse::<f64>().unwrap();
+        all += 1;
+        if fields[5] == "true" {
+            scored += 1;
+            model += (number(1) - number(2)).abs();
+            physics += (number(3) - number(2)).abs();
+            persistence += (number(4) - number(2)).abs();
+        }
+    }
+    assert!(all > scored && scored > 100, "{all} hours, {scored} scored");
+    assert!(text.contains(&format!("scored: {scored} hours")), "{text}");
+    assert!((1.0 - model / persistence - skill("skill vs persistence")).abs() < 0.001);
+    assert!((1.0 - model / physics - skill("skill vs baseline")).abs() < 0.001);
+}
+
+/// `pv-forecast backtest … | head -1`: the reader goes away; no panic, no error.
+#[test]
+fn a_reader_that_stops_early_ends_it_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let (power, weather) = synthetic::history(40, 1);
+    std::fs::write(dir.path().join("power.csv"), power).unwrap();
+    std::fs::write(dir.path().join("weather.csv"), weather).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pv-forecast"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("HOME_LATITUDE", "52.0")
+        .env("HOME_LONGITUDE", "7.6")
+        .env("PV_FORECAST_ARRAYS", "6/35/170")
+        .env("TIMEZONE", "Europe/Berlin")
+        .args([
+            "backtest",
+            "--power",
+            "power.csv",
+            "--weather",
+            "weather.csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the report is written, as `head` does once it has its lines.
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
@@ -81,7 +148,7 @@ fn a_broken_file_names_the_line_and_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("power file line 2: power: \"oops\" is not a number"),
+        error.contains("power.csv line 2, column power: \"oops\" is not a number"),
         "{error}"
     );
     let missing = backtest(
