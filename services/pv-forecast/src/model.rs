@@ -4,7 +4,7 @@
 //! The correction predicts the baseline's error from a few features that scale with
 //! the baseline (cloud cover, temperature, sun height), so that it is zero at night
 //! and shrinks towards "trust the physics" when the history says little. It is only
-//! adopted when it beats the baseline on days it was not trained on.
+//! kept when cross-validation over days shows it beats the baseline by a margin.
 
 use crate::solar::{self, Array};
 use crate::weather::WeatherHour;
@@ -20,8 +20,10 @@ const SYSTEM_EFFICIENCY: f64 = 0.86;
 /// Air temperature assumed when the weather source gives none.
 const DEFAULT_TEMPERATURE_C: f64 = 12.0;
 const RIDGE_ALPHA: f64 = 1.0;
-/// Share of the days held out to judge the correction.
-const HOLD_OUT_SHARE: f64 = 0.2;
+/// Day-folds of the cross-validation that judges the correction.
+const FOLDS: usize = 5;
+/// The correction is kept only when it cuts the cross-validated error by this much.
+pub const ADOPTION_MARGIN: f64 = 0.03;
 
 /// The place and its arrays.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +106,17 @@ impl From<Error> for homelab::messages::pv_forecast::ForecastError {
 }
 
 impl Error {
+    /// Over exactly the (predicted, actual) pairs given; `None` without any energy.
+    pub fn over(pairs: &[(f64, f64)]) -> Option<Self> {
+        let absolute: f64 = pairs.iter().map(|(p, a)| (p - a).abs()).sum();
+        let energy: f64 = pairs.iter().map(|(_, a)| a).sum();
+        (!pairs.is_empty() && energy > 0.0).then(|| Self {
+            mae_kwh: absolute / pairs.len() as f64,
+            nmae: absolute / energy,
+            hours: pairs.len(),
+        })
+    }
+
     /// Over hours where there was light or production; `None` without any energy.
     pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {
         let (mut absolute, mut energy, mut hours) = (0.0, 0.0, 0usize);
@@ -212,59 +225,101 @@ impl Model {
                 )),
             };
         }
-        let hold_out_days = ((days.len() as f64 * HOLD_OUT_SHARE).round() as usize).max(1);
-        let first_hold_out = days[days.len() - hold_out_days];
-        let (training, hold_out): (Vec<&Sample>, Vec<&Sample>) = samples
-            .iter()
-            .partition(|s| s.weather.start.date_naive() < first_hold_out);
-        let training_days = days.len() - hold_out_days;
-        let correction = match fit(site, &training) {
-            Ok(correction) => correction,
-            Err(error) => {
-                return Self {
-                    correction: None,
-                    report: Some(report(
-                        training_days,
-                        hold_out_days,
-                        format!("fit failed: {error}"),
-                    )),
-                }
-            }
-        };
-        let learned = Self {
-            correction: Some(correction),
-            report: None,
+        // k-fold cross-validation over whole days (interleaved, so every fold spans
+        // the season): each fold is predicted by a correction fitted without it.
+        let folds = FOLDS.min(days.len());
+        let fold_of = |sample: &Sample| {
+            days.binary_search(&sample.weather.start.date_naive())
+                .unwrap_or(0)
+                % folds
         };
         let physical = Self::default();
-        let error_on = |model: &Self, set: &[&Sample]| {
-            Error::of(
-                set.iter()
-                    .map(|s| (model.predict_kwh(site, &s.weather), s.actual_kwh)),
-            )
+        let mut learned_pairs = Vec::new();
+        let mut physical_pairs = Vec::new();
+        let mut folds_won = 0;
+        for fold in 0..folds {
+            let (held, rest): (Vec<&Sample>, Vec<&Sample>) =
+                samples.iter().partition(|s| fold_of(s) == fold);
+            let correction = match fit(site, &rest) {
+                Ok(correction) => correction,
+                Err(error) => {
+                    return Self {
+                        correction: None,
+                        report: Some(report(days.len(), 0, format!("fit failed: {error}"))),
+                    }
+                }
+            };
+            let learned = Self {
+                correction: Some(correction),
+                report: None,
+            };
+            let (mut fold_learned, mut fold_physical) = (0.0, 0.0);
+            for sample in held.iter().filter(|s| is_scored(site, s)) {
+                let by_learned = learned.predict_kwh(site, &sample.weather);
+                let by_physics = physical.predict_kwh(site, &sample.weather);
+                fold_learned += (by_learned - sample.actual_kwh).abs();
+                fold_physical += (by_physics - sample.actual_kwh).abs();
+                learned_pairs.push((by_learned, sample.actual_kwh));
+                physical_pairs.push((by_physics, sample.actual_kwh));
+            }
+            if fold_learned < fold_physical {
+                folds_won += 1;
+            }
+        }
+        let hold_out_error = Error::over(&learned_pairs);
+        let baseline_hold_out_error = Error::over(&physical_pairs);
+        let improvement = match (hold_out_error, baseline_hold_out_error) {
+            (Some(learned), Some(physics)) if physics.mae_kwh > 0.0 => {
+                1.0 - learned.mae_kwh / physics.mae_kwh
+            }
+            _ => 0.0,
         };
-        let hold_out_error = error_on(&learned, &hold_out);
-        let baseline_hold_out_error = error_on(&physical, &hold_out);
-        let adopted = match (hold_out_error, baseline_hold_out_error) {
-            (Some(learned), Some(baseline)) => learned.mae_kwh < baseline.mae_kwh,
-            _ => false,
+        // A margin, and most folds: a correction that wins by noise is not kept.
+        let adopted = improvement >= ADOPTION_MARGIN && folds_won * 2 > folds;
+        let all: Vec<&Sample> = samples.iter().collect();
+        let correction = if adopted { fit(site, &all).ok() } else { None };
+        let adopted = correction.is_some();
+        let learned = Self {
+            correction: correction.clone(),
+            report: None,
         };
+        let verdict = if adopted { "kept" } else { "dropped" };
         let report = TrainingReport {
             trained_at: now,
-            training_days,
-            hold_out_days,
-            training_error: error_on(&learned, &training),
+            training_days: days.len(),
+            hold_out_days: days.len(),
+            training_error: Error::over(
+                &samples
+                    .iter()
+                    .filter(|s| is_scored(site, s))
+                    .map(|s| (learned.predict_kwh(site, &s.weather), s.actual_kwh))
+                    .collect::<Vec<_>>(),
+            ),
             hold_out_error,
             baseline_hold_out_error,
             adopted,
-            note: (!adopted).then(|| {
-                "the correction did not beat the physical baseline on the held-out days".to_string()
-            }),
+            note: Some(format!(
+                "correction {verdict}: {:+.1} % error against the physics over {folds} day-folds (won {folds_won} of {folds}; kept only from {:.0} % better and most folds won)",
+                -improvement * 100.0,
+                ADOPTION_MARGIN * 100.0
+            )),
         };
         Self {
-            correction: if adopted { learned.correction } else { None },
+            correction,
             report: Some(report),
         }
     }
+}
+
+/// An hour counts in an error when the sun is above the horizon at its middle: the
+/// same hours for every predictor.
+pub fn is_scored(site: &Site, sample: &Sample) -> bool {
+    solar::sun_position(
+        sample.weather.start + Duration::minutes(30),
+        site.latitude,
+        site.longitude,
+    )
+    .is_up()
 }
 
 fn fit(site: &Site, samples: &[&Sample]) -> Result<Correction, String> {
@@ -406,7 +461,17 @@ pub(crate) mod tests {
         let report = model.report.clone().unwrap();
         assert!(report.adopted, "{report:?}");
         assert_eq!(model.kind(), "learned");
-        assert_eq!((report.training_days, report.hold_out_days), (16, 4));
+        assert_eq!(
+            (report.training_days, report.hold_out_days),
+            (20, 20),
+            "every day is held out once, in one of 5 folds"
+        );
+        let note = report.note.clone().unwrap();
+        assert!(
+            note.starts_with("correction kept: -")
+                && note.contains("over 5 day-folds (won 5 of 5;"),
+            "{note}"
+        );
         let learned = report.hold_out_error.unwrap();
         let baseline = report.baseline_hold_out_error.unwrap();
         assert!(
@@ -421,12 +486,17 @@ pub(crate) mod tests {
         let samples = history(20, 1.0 / (1.0 - 0.1));
         let model = Model::train(&site(), &samples, 7, Utc::now());
         let report = model.report.unwrap();
-        if report.adopted {
-            assert!(
-                report.hold_out_error.unwrap().mae_kwh
-                    < report.baseline_hold_out_error.unwrap().mae_kwh
-            );
-        }
+        let gain = 1.0
+            - report.hold_out_error.unwrap().mae_kwh
+                / report.baseline_hold_out_error.unwrap().mae_kwh;
+        // Kept only with the margin; and the report says which way and by how much.
+        assert_eq!(report.adopted, gain >= ADOPTION_MARGIN, "{report:?}");
+        let note = report.note.unwrap();
+        let verdict = if report.adopted { "kept" } else { "dropped" };
+        assert!(
+            note.starts_with(&format!("correction {verdict}: {:+.1} %", -gain * 100.0)),
+            "{note}"
+        );
     }
 
     #[test]
