@@ -360,6 +360,9 @@ pub struct Report {
     pub tested_days: usize,
     pub zone: Tz,
     pub model_kind: String,
+    /// The roof as fitted, or why not; the correction's verdict.
+    pub roof: String,
+    pub correction: String,
     /// Scored hours and the energy the meter counted in them.
     pub hours: usize,
     pub actual_kwh: f64,
@@ -410,6 +413,8 @@ impl fmt::Display for Report {
             self.hours, self.actual_kwh
         )?;
         writeln!(f, "model in use: {}", self.model_kind)?;
+        writeln!(f, "{}", self.roof)?;
+        writeln!(f, "{}", self.correction)?;
         writeln!(f, "{:<22} {:>9} {:>7}", "", "MAE kWh", "nMAE")?;
         for (name, score) in [
             ("model", self.model),
@@ -470,6 +475,7 @@ pub fn run(
     power: &BTreeMap<DateTime<Utc>, f64>,
     weather: &[WeatherHour],
     train_days: usize,
+    calibration_days: usize,
     zone: Tz,
 ) -> Result<Backtest, String> {
     let local_day = |at: DateTime<Utc>| at.with_timezone(&zone).date_naive();
@@ -498,7 +504,18 @@ pub fn run(
     let (training, tests): (Vec<Sample>, Vec<Sample>) = samples
         .into_iter()
         .partition(|s| local_day(s.weather.start) < first_test);
-    let model = Model::train(site, &training, train_days.min(7), Utc::now());
+    let model = Model::train(
+        site,
+        &training,
+        train_days.min(7),
+        calibration_days,
+        Utc::now(),
+    );
+    let note = |pick: fn(&crate::model::TrainingReport) -> Option<String>| {
+        model.report.as_ref().and_then(pick).unwrap_or_default()
+    };
+    let roof = note(|r| r.calibration_note.clone());
+    let correction = note(|r| r.note.clone());
     let physical = Model::default();
     let mut predictions = Vec::new();
     let (mut hours, mut actual_kwh) = (0usize, 0.0);
@@ -537,6 +554,8 @@ pub fn run(
             tested_days: days.len() - train_days,
             zone,
             model_kind: model.kind().to_string(),
+            roof,
+            correction,
             hours,
             actual_kwh,
             model: Score {
@@ -689,7 +708,7 @@ mod tests {
         };
         let power = power("time,power\n2026-06-20T10:00:00Z,1000\n").unwrap();
         let weather = weather("time,ghi\n2026-06-20T10:00:00Z,500\n").unwrap();
-        assert!(run(&site, &power, &weather, 7, berlin())
+        assert!(run(&site, &power, &weather, 7, 14, berlin())
             .unwrap_err()
             .contains("overlap on 1 day(s)"));
     }

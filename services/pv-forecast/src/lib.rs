@@ -2,6 +2,7 @@
 //! the backtest. The service (main.rs) fetches weather and history and publishes.
 
 pub mod backtest;
+pub mod calibrate;
 pub mod forecast;
 pub mod model;
 pub mod solar;

@@ -27,6 +27,10 @@ enum Tool {
         /// Days to train on; every later day is forecast and scored.
         #[arg(long, default_value_t = 28)]
         train_days: usize,
+        /// Fit the roof to the meter from this many training days (as the service's
+        /// PV_FORECAST_CALIBRATION_DAYS); more than --train-days keeps the roof as entered.
+        #[arg(long, default_value_t = 14)]
+        calibration_days: usize,
         /// Also write every tested hour (time, forecast, actual, physics-only,
         /// persistence, scored) to this CSV file.
         #[arg(long, value_name = "FILE")]
@@ -40,8 +44,14 @@ fn main() -> ExitCode {
             power,
             weather,
             train_days,
+            calibration_days,
             predictions,
-        } => backtest(&power, &weather, train_days, predictions.as_deref()),
+        } => backtest(
+            &power,
+            &weather,
+            (train_days, calibration_days),
+            predictions.as_deref(),
+        ),
     })
 }
 
@@ -49,7 +59,7 @@ fn main() -> ExitCode {
 fn backtest(
     power: &Path,
     weather: &Path,
-    train_days: usize,
+    (train_days, calibration_days): (usize, usize),
     predictions: Option<&Path>,
 ) -> ExitCode {
     let result = (|| -> anyhow::Result<String> {
@@ -71,9 +81,15 @@ fn backtest(
         for warning in power.warnings.iter().chain(&weather.warnings) {
             eprintln!("pv-forecast backtest: warning: {warning}");
         }
-        let backtest =
-            pv_forecast::backtest::run(&site, &power.value, &weather.value, train_days, zone)
-                .map_err(anyhow::Error::msg)?;
+        let backtest = pv_forecast::backtest::run(
+            &site,
+            &power.value,
+            &weather.value,
+            train_days,
+            calibration_days,
+            zone,
+        )
+        .map_err(anyhow::Error::msg)?;
         if let Some(path) = predictions {
             std::fs::write(
                 path,

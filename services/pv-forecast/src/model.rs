@@ -151,6 +151,9 @@ pub struct TrainingReport {
     pub adopted: bool,
     /// Why not, when it is not.
     pub note: Option<String>,
+    /// The roof as fitted to the meter, or why it was not fitted.
+    #[serde(default)]
+    pub calibration_note: Option<String>,
 }
 
 /// A training sample: the weather of an hour and what the meter counted.
@@ -165,6 +168,9 @@ pub struct Sample {
 pub struct Model {
     pub correction: Option<Correction>,
     pub report: Option<TrainingReport>,
+    /// The roof fitted to the meter's clear hours; applied to the entered site.
+    #[serde(default)]
+    pub calibration: Option<crate::calibrate::Calibration>,
 }
 
 impl Model {
@@ -178,6 +184,14 @@ impl Model {
     }
 
     pub fn predict_kwh(&self, site: &Site, hour: &WeatherHour) -> f64 {
+        let fitted;
+        let site = match &self.calibration {
+            Some(calibration) => {
+                fitted = calibration.apply(site);
+                &fitted
+            }
+            None => site,
+        };
         let baseline = baseline_kwh(site, hour);
         let Some(correction) = &self.correction else {
             return baseline;
@@ -193,9 +207,47 @@ impl Model {
         (baseline + residual).clamp(0.0, site.kwp())
     }
 
-    /// Trains on `samples`: the last fifth of the days is held out to judge the
-    /// correction against the baseline. Fewer than `min_days` days keep the baseline.
-    pub fn train(site: &Site, samples: &[Sample], min_days: usize, now: DateTime<Utc>) -> Self {
+    /// Trains on `samples`: from `calibration_days` days of history the roof is first
+    /// fitted to the meter's clear hours; then the correction is judged by day-folds.
+    /// Fewer than `min_days` days keep the baseline.
+    pub fn train(
+        site: &Site,
+        samples: &[Sample],
+        min_days: usize,
+        calibration_days: usize,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let day_count = samples
+            .iter()
+            .map(|s| s.weather.start.date_naive())
+            .collect::<BTreeSet<_>>()
+            .len();
+        let (calibration, calibration_note) = if day_count < calibration_days.max(1) {
+            (
+                None,
+                format!("roof as entered: {day_count} day(s) of history, {calibration_days} needed to fit it"),
+            )
+        } else {
+            match crate::calibrate::calibrate(site, samples) {
+                Ok(fitted) => {
+                    let note = format!("roof fitted: {}", fitted.describe(site));
+                    (Some(fitted), note)
+                }
+                Err(reason) => (None, format!("roof as entered: {reason}")),
+            }
+        };
+        let fitted_site = calibration
+            .as_ref()
+            .map_or_else(|| site.clone(), |c| c.apply(site));
+        let mut model = Self::train_on(&fitted_site, samples, min_days, now);
+        if let Some(report) = &mut model.report {
+            report.calibration_note = Some(calibration_note);
+        }
+        model.calibration = calibration;
+        model
+    }
+
+    fn train_on(site: &Site, samples: &[Sample], min_days: usize, now: DateTime<Utc>) -> Self {
         let days: BTreeSet<NaiveDate> = samples
             .iter()
             .map(|s| s.weather.start.date_naive())
@@ -210,6 +262,7 @@ impl Model {
             baseline_hold_out_error: None,
             adopted: false,
             note: Some(note),
+            calibration_note: None,
         };
         if days.len() < min_days.max(2) {
             return Self {
@@ -223,6 +276,7 @@ impl Model {
                         min_days.max(2)
                     ),
                 )),
+                calibration: None,
             };
         }
         // k-fold cross-validation over whole days (interleaved, so every fold spans
@@ -246,12 +300,14 @@ impl Model {
                     return Self {
                         correction: None,
                         report: Some(report(days.len(), 0, format!("fit failed: {error}"))),
+                        calibration: None,
                     }
                 }
             };
             let learned = Self {
                 correction: Some(correction),
                 report: None,
+                calibration: None,
             };
             let (mut fold_learned, mut fold_physical) = (0.0, 0.0);
             for sample in held.iter().filter(|s| is_scored(site, s)) {
@@ -282,6 +338,7 @@ impl Model {
         let learned = Self {
             correction: correction.clone(),
             report: None,
+            calibration: None,
         };
         let verdict = if adopted { "kept" } else { "dropped" };
         let report = TrainingReport {
@@ -303,10 +360,12 @@ impl Model {
                 -improvement * 100.0,
                 ADOPTION_MARGIN * 100.0
             )),
+            calibration_note: None,
         };
         Self {
             correction,
             report: Some(report),
+            calibration: None,
         }
     }
 }
@@ -457,7 +516,7 @@ pub(crate) mod tests {
     #[test]
     fn a_correction_is_learned_when_the_roof_yields_less_than_the_physics() {
         let samples = history(20, 0.8);
-        let model = Model::train(&site(), &samples, 7, Utc::now());
+        let model = Model::train(&site(), &samples, 7, 14, Utc::now());
         let report = model.report.clone().unwrap();
         assert!(report.adopted, "{report:?}");
         assert_eq!(model.kind(), "learned");
@@ -484,7 +543,7 @@ pub(crate) mod tests {
     #[test]
     fn a_roof_that_matches_the_physics_keeps_the_baseline_or_stays_as_good() {
         let samples = history(20, 1.0 / (1.0 - 0.1));
-        let model = Model::train(&site(), &samples, 7, Utc::now());
+        let model = Model::train(&site(), &samples, 7, 14, Utc::now());
         let report = model.report.unwrap();
         let gain = 1.0
             - report.hold_out_error.unwrap().mae_kwh
@@ -501,7 +560,7 @@ pub(crate) mod tests {
 
     #[test]
     fn too_little_history_keeps_the_physical_model_and_says_why() {
-        let model = Model::train(&site(), &history(3, 0.8), 7, Utc::now());
+        let model = Model::train(&site(), &history(3, 0.8), 7, 14, Utc::now());
         assert_eq!(model.kind(), "physical");
         assert!(model
             .report
@@ -527,6 +586,7 @@ pub(crate) mod tests {
                 coefficients: vec![5.0, 0.0, 0.0, 0.0],
             }),
             report: None,
+            calibration: None,
         };
         let noon = &history(1, 1.0)[11].weather;
         assert!(model.predict_kwh(&site(), noon) <= site().kwp());
@@ -535,6 +595,7 @@ pub(crate) mod tests {
                 coefficients: vec![-5.0, 0.0, 0.0, 0.0],
             }),
             report: None,
+            calibration: None,
         };
         assert_eq!(negative.predict_kwh(&site(), noon), 0.0);
     }

@@ -26,6 +26,8 @@ pub(crate) struct PvForecastSettings {
     pv_forecast_refresh_seconds: u64,
     pv_forecast_train_days: u32,
     pv_forecast_min_train_days: usize,
+    /// From this many days of history, fit the roof's orientation and size to the meter.
+    pv_forecast_calibration_days: usize,
     pv_forecast_retrain_hour: u32,
     pv_forecast_stale_after_seconds: i64,
 }
@@ -41,6 +43,7 @@ impl Default for PvForecastSettings {
             pv_forecast_refresh_seconds: 3600,
             pv_forecast_train_days: 30,
             pv_forecast_min_train_days: 7,
+            pv_forecast_calibration_days: 14,
             pv_forecast_retrain_hour: 2,
             pv_forecast_stale_after_seconds: 3 * 3600,
         }
@@ -114,6 +117,7 @@ fn entities() -> Vec<Entity> {
             .unit("%")
             .state_class("measurement"),
         Entity::binary_sensor("stale", "PV forecast stale").device_class("problem"),
+        Entity::sensor("roof", "PV roof as fitted to the meter").icon("mdi:home-roof"),
     ]
 }
 
@@ -401,6 +405,7 @@ impl PvForecastService {
             &self.site,
             &samples,
             self.settings.pv_forecast_min_train_days,
+            self.settings.pv_forecast_calibration_days,
             now,
         );
         let report = model.report.clone();
@@ -415,8 +420,16 @@ impl PvForecastService {
                 hold_out_nmae = report.hold_out_error.map(|e| e.nmae),
                 baseline_hold_out_nmae = report.baseline_hold_out_error.map(|e| e.nmae),
                 note = report.note.as_deref(),
+                calibration = report.calibration_note.as_deref(),
                 "model_trained"
             );
+            let roof = report
+                .calibration_note
+                .as_deref()
+                .unwrap_or("roof as entered");
+            // HA keeps at most 255 characters of a state.
+            let roof: String = roof.chars().take(255).collect();
+            discovery::publish_state(ctx.mqtt(), "roof", roof).await?;
         }
         ctx.publish(
             "model",

@@ -6,12 +6,16 @@ mod synthetic;
 use std::process::Command;
 
 fn backtest(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    backtest_as(dir, "6/35/170", args)
+}
+
+fn backtest_as(dir: &std::path::Path, arrays: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pv-forecast"))
         .current_dir(dir)
         .env_clear()
         .env("HOME_LATITUDE", "52.0")
         .env("HOME_LONGITUDE", "7.6")
-        .env("PV_FORECAST_ARRAYS", "6/35/170")
+        .env("PV_FORECAST_ARRAYS", arrays)
         .env("TIMEZONE", "Europe/Berlin")
         .arg("backtest")
         .args(args)
@@ -50,8 +54,8 @@ fn the_backtest_prints_errors_and_beats_persistence_and_the_plain_physics() {
         "40 UTC days end on the 41st local day: {text}"
     );
     assert!(
-        text.contains("model in use: learned"),
-        "the roof loses 7 % and clips: {text}"
+        text.contains("roof fitted: ") && text.contains("correction "),
+        "the report says what was fitted and whether the correction is used: {text}"
     );
     let skill = |name: &str| -> f64 {
         let line = text
@@ -86,6 +90,82 @@ fn the_backtest_prints_errors_and_beats_persistence_and_the_plain_physics() {
     assert!(text.contains(&format!("scored: {scored} hours")), "{text}");
     assert!((1.0 - model / persistence - skill("skill vs persistence")).abs() < 0.001);
     assert!((1.0 - model / physics - skill("skill vs baseline")).abs() < 0.001);
+}
+
+/// The case: the orientation guessed 15° and 25° off. Fitting the roof to the
+/// meter brings the day-ahead error under 0.20, and well below the roof as entered.
+#[test]
+fn a_wrongly_entered_roof_is_fitted_to_the_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = pv_forecast::model::Site {
+        arrays: vec![pv_forecast::solar::Array {
+            kwp: 6.0,
+            tilt_deg: 25.0,
+            azimuth_deg: 205.0,
+            ac_kw: None,
+        }],
+        ..synthetic::site()
+    };
+    let (power, weather) = synthetic::history_of(&real, 50, 4);
+    std::fs::write(dir.path().join("power.csv"), power).unwrap();
+    std::fs::write(dir.path().join("weather.csv"), weather).unwrap();
+    let nmae = |calibration_days: &str| -> (f64, String) {
+        let output = backtest_as(
+            dir.path(),
+            "6/40/180",
+            &[
+                "--power",
+                "power.csv",
+                "--weather",
+                "weather.csv",
+                "--calibration-days",
+                calibration_days,
+            ],
+        );
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("model ") && l.ends_with('%'))
+            .unwrap_or_else(|| panic!("{text}"));
+        let nmae: f64 = line
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        (nmae / 100.0, text)
+    };
+    let (entered, as_entered) = nmae("99");
+    let (fitted, text) = nmae("14");
+    assert!(
+        as_entered.contains("roof as entered: 28 day(s) of history, 99 needed"),
+        "{as_entered}"
+    );
+    assert!(fitted <= 0.20, "{text}");
+    assert!(
+        fitted < 0.7 * entered,
+        "{entered} as entered, {fitted} fitted: {text}"
+    );
+    let roof = text
+        .lines()
+        .find(|l| l.starts_with("roof fitted: "))
+        .unwrap();
+    let number_after = |label: &str| -> f64 {
+        roof.split(label)
+            .nth(1)
+            .unwrap()
+            .split('°')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        (number_after("azimuth ") - 205.0).abs() <= 10.0,
+        "the azimuth found is near the real one: {roof}"
+    );
 }
 
 /// `pv-forecast backtest … | head -1`: the reader goes away; no panic, no error.
