@@ -158,13 +158,20 @@ pub fn spawn(command: &mut Command) -> ServiceProcess {
 }
 
 /// The service's own start-up message has reached every chat: subscribed and sending.
+/// Until the start message reached every chat: a test that then makes a chat fail
+/// must not catch the start message half-sent (it would wait in the outbox first).
 pub async fn until_started(telegram: &FakeTelegram) {
     let started = telegram
-        .wait_for("health-monitor 0.1.0 started", 1, Duration::from_secs(20))
+        .wait_for(
+            "health-monitor 0.1.0 started",
+            CHATS.len(),
+            Duration::from_secs(20),
+        )
         .await;
-    assert!(
-        !started.is_empty(),
-        "health-monitor never announced its start"
+    assert_eq!(
+        started.len(),
+        CHATS.len(),
+        "health-monitor never announced its start to every chat"
     );
 }
 
