@@ -184,6 +184,8 @@ SIM_PORT=$sim_port
 SIM_SPEED=$speed
 SIM_SEASON_DATE=$season_date
 PV_FORECAST_OPEN_METEO_URL=http://127.0.0.1:$sim_port
+# sim-home's sky is the season's: place pv-forecast's sun on the same date.
+PV_FORECAST_SUN_DATE=$season_date
 EV_FORECAST_ICAL_URLS=$run_dir/trips.ics
 HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=0
 HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=0

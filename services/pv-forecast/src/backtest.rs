@@ -522,11 +522,7 @@ pub fn run(
     let (mut model_abs, mut baseline_abs, mut persistence_abs) = (0.0, 0.0, 0.0);
     for sample in &tests {
         let start = sample.weather.start;
-        let sun = crate::solar::sun_position(
-            start + Duration::minutes(30),
-            site.latitude,
-            site.longitude,
-        );
+        let sun = site.sun_in_hour(start);
         let persistence = power.get(&(start - Duration::days(1))).copied();
         let prediction = Prediction {
             start,
@@ -699,6 +695,7 @@ mod tests {
         let site = Site {
             latitude: 52.0,
             longitude: 7.6,
+            sun_shift_days: 0,
             arrays: vec![crate::solar::Array {
                 kwp: 5.0,
                 tilt_deg: 30.0,

@@ -7,7 +7,6 @@
 use crate::model::{baseline_kwh, Sample, Site};
 use crate::solar;
 use crate::weather::WeatherHour;
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 /// How far from the entered orientation the fit may go.
@@ -29,11 +28,7 @@ pub fn clear_sky_ghi(cos_zenith: f64) -> f64 {
 
 /// Measured GHI over the clear-sky GHI at the hour's middle; `None` with the sun low.
 pub fn clear_sky_index(site: &Site, hour: &WeatherHour) -> Option<f64> {
-    let sun = solar::sun_position(
-        hour.start + Duration::minutes(30),
-        site.latitude,
-        site.longitude,
-    );
+    let sun = site.sun_in_hour(hour.start);
     // Below 15° elevation the clear-sky model and the meter both say little.
     (sun.cos_zenith() > 0.26).then(|| hour.ghi / clear_sky_ghi(sun.cos_zenith()))
 }
@@ -185,12 +180,13 @@ pub fn calibrate(site: &Site, samples: &[Sample]) -> Result<Calibration, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeZone, Utc};
+    use chrono::{Duration, TimeZone, Utc};
 
     fn site(tilt: f64, azimuth: f64) -> Site {
         Site {
             latitude: 52.0,
             longitude: 7.6,
+            sun_shift_days: 0,
             arrays: vec![solar::Array {
                 kwp: 6.0,
                 tilt_deg: tilt,

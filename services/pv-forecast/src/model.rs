@@ -31,18 +31,30 @@ pub struct Site {
     pub latitude: f64,
     pub longitude: f64,
     pub arrays: Vec<Array>,
+    /// Days added to every time before the sun is placed: 0 for a real roof; a
+    /// demo whose simulated sky is another season's sets it (`PV_FORECAST_SUN_DATE`).
+    #[serde(default)]
+    pub sun_shift_days: i64,
 }
 
 impl Site {
     pub fn kwp(&self) -> f64 {
         self.arrays.iter().map(|a| a.kwp).sum()
     }
+
+    /// Where the sun is in the middle of the hour starting at `start`.
+    pub fn sun_in_hour(&self, start: DateTime<Utc>) -> solar::SunPosition {
+        solar::sun_position(
+            start + Duration::minutes(30) + Duration::days(self.sun_shift_days),
+            self.latitude,
+            self.longitude,
+        )
+    }
 }
 
 /// The physical estimate of the energy (kWh) the hour starting at `hour.start` yields.
 pub fn baseline_kwh(site: &Site, hour: &WeatherHour) -> f64 {
-    let middle = hour.start + Duration::minutes(30);
-    let sun = solar::sun_position(middle, site.latitude, site.longitude);
+    let sun = site.sun_in_hour(hour.start);
     let irradiance = match (hour.dni, hour.dhi) {
         (Some(dni), Some(dhi)) if sun.is_up() => solar::Irradiance {
             ghi: hour.ghi.max(0.0),
@@ -66,11 +78,7 @@ pub fn baseline_kwh(site: &Site, hour: &WeatherHour) -> f64 {
 }
 
 fn features(site: &Site, hour: &WeatherHour, baseline: f64) -> Vec<f64> {
-    let sun = solar::sun_position(
-        hour.start + Duration::minutes(30),
-        site.latitude,
-        site.longitude,
-    );
+    let sun = site.sun_in_hour(hour.start);
     let cloud = hour.cloud_cover.unwrap_or(50.0) / 100.0;
     let temperature = (hour.temperature_c.unwrap_or(DEFAULT_TEMPERATURE_C) - 15.0) / 10.0;
     vec![
@@ -373,12 +381,7 @@ impl Model {
 /// An hour counts in an error when the sun is above the horizon at its middle: the
 /// same hours for every predictor.
 pub fn is_scored(site: &Site, sample: &Sample) -> bool {
-    solar::sun_position(
-        sample.weather.start + Duration::minutes(30),
-        site.latitude,
-        site.longitude,
-    )
-    .is_up()
+    site.sun_in_hour(sample.weather.start).is_up()
 }
 
 fn fit(site: &Site, samples: &[&Sample]) -> Result<Correction, String> {
@@ -421,6 +424,7 @@ pub(crate) mod tests {
         Site {
             latitude: 52.0,
             longitude: 7.6,
+            sun_shift_days: 0,
             arrays: vec![Array {
                 kwp: 8.0,
                 tilt_deg: 30.0,
@@ -428,6 +432,30 @@ pub(crate) mod tests {
                 ac_kw: None,
             }],
         }
+    }
+
+    /// A demo's midsummer sky on a November date: the sun must be placed in June too,
+    /// or a low sun under a high-sun sky makes impossible hours.
+    #[test]
+    fn the_sun_can_be_placed_on_the_sky_s_date() {
+        let noon = WeatherHour {
+            start: Utc.with_ymd_and_hms(2026, 11, 30, 11, 0, 0).unwrap(),
+            ghi: 880.0,
+            dni: None,
+            dhi: None,
+            temperature_c: Some(15.0),
+            cloud_cover: Some(0.0),
+        };
+        let november_sun = baseline_kwh(&site(), &noon);
+        let june = Site {
+            sun_shift_days: -162,
+            ..site()
+        };
+        let june_sun = baseline_kwh(&june, &noon);
+        assert!(
+            november_sun > 8.0 && june_sun < 7.5,
+            "a June sky under a November sun: {november_sun:.1} kWh from 8 kWp; placed in June: {june_sun:.1}"
+        );
     }
 
     #[test]

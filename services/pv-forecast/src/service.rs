@@ -29,6 +29,9 @@ pub(crate) struct PvForecastSettings {
     /// From this many days of history, fit the roof's orientation and size to the meter.
     pv_forecast_calibration_days: usize,
     pv_forecast_retrain_hour: u32,
+    /// Demo only: place the sun as on this date (sim-home's SIM_SEASON_DATE), so the
+    /// model and a simulated sky of another season agree. Empty: the real date.
+    pv_forecast_sun_date: String,
     pv_forecast_stale_after_seconds: i64,
 }
 
@@ -45,6 +48,7 @@ impl Default for PvForecastSettings {
             pv_forecast_min_train_days: 7,
             pv_forecast_calibration_days: 14,
             pv_forecast_retrain_hour: 2,
+            pv_forecast_sun_date: String::new(),
             pv_forecast_stale_after_seconds: 3 * 3600,
         }
     }
@@ -67,8 +71,23 @@ impl PvForecastSettings {
         Ok(Site {
             latitude: self.home_latitude,
             longitude: self.home_longitude,
+            sun_shift_days: 0,
             arrays,
         })
+    }
+
+    /// Days from `today` to `PV_FORECAST_SUN_DATE` (0 when unset), counted as sim-home
+    /// counts its season shift.
+    pub(crate) fn sun_shift_days(&self, today: chrono::NaiveDate) -> anyhow::Result<i64> {
+        match self.pv_forecast_sun_date.trim() {
+            "" => Ok(0),
+            date => {
+                let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                    anyhow::anyhow!("PV_FORECAST_SUN_DATE={date:?} is not YYYY-MM-DD")
+                })?;
+                Ok((date - today).num_days())
+            }
+        }
     }
 }
 
@@ -136,8 +155,16 @@ impl Service for PvForecastService {
 
     fn new(ctx: &Context<PvForecastSettings>) -> anyhow::Result<Self> {
         let settings = ctx.settings().clone();
-        let site = settings.site()?;
         let zone = ctx.common().time_zone()?;
+        let mut site = settings.site()?;
+        site.sun_shift_days =
+            settings.sun_shift_days(Utc::now().with_timezone(&zone).date_naive())?;
+        if site.sun_shift_days != 0 {
+            tracing::warn!(
+                sun_shift_days = site.sun_shift_days,
+                "sun_placed_on_another_date_demo_only"
+            );
+        }
         if settings.pv_forecast_train_days > 92 {
             anyhow::bail!(
                 "PV_FORECAST_TRAIN_DAYS={} is above Open-Meteo's 92 past days",

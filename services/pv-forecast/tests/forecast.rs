@@ -1,7 +1,9 @@
 //! pv-forecast as a user runs it: the real binary and the real mosquitto. Open-Meteo
 //! is a loopback server that replays the saved answer (tests/fixtures), its dates moved
-//! to today and tomorrow; Home Assistant is unreachable here, so the service stays on
-//! its physical model (the learned path is covered by the unit tests and sim-home).
+//! to today and tomorrow, as sim-home serves its season's sky on today's dates; the
+//! sun is placed on the sky's date (`PV_FORECAST_SUN_DATE`, as run-local.sh sets it).
+//! Home Assistant is unreachable here, so the service stays on its physical model
+//! (the learned path is covered by the unit tests and sim-home).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -62,6 +64,7 @@ fn spawn(broker: &Broker, weather_port: u16, data: &std::path::Path) -> ServiceP
                 format!("http://127.0.0.1:{weather_port}"),
             )
             .env("PV_FORECAST_STALE_AFTER_SECONDS", "3")
+            .env("PV_FORECAST_SUN_DATE", "2026-06-20")
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
@@ -109,6 +112,15 @@ async fn publishes_a_forecast_keeps_the_last_good_one_and_marks_it_stale() {
     assert!(
         tomorrow < today,
         "clouds build tomorrow: {tomorrow} vs {today}"
+    );
+    // Sky and sun of the same day: no hour above what 8 kWp can make.
+    assert!(
+        typed
+            .today
+            .iter()
+            .chain(&typed.tomorrow)
+            .all(|h| h.kwh <= 8.0),
+        "{first}"
     );
     let remaining = first["today_remaining_kwh"].as_f64().unwrap();
     assert!((0.0..=today).contains(&remaining));

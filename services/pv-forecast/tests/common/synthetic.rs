@@ -31,6 +31,7 @@ pub fn site() -> Site {
     Site {
         latitude: 52.0,
         longitude: 7.6,
+        sun_shift_days: 0,
         arrays: vec![Array {
             kwp: 6.0,
             tilt_deg: 35.0,
