@@ -462,7 +462,15 @@ pub mod pv_forecast {
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub struct HourEnergy {
         pub start: DateTime<Utc>,
+        /// The central forecast (or what was measured).
         pub kwh: f64,
+        /// 9 hours in 10 make at least this much: from the model's errors on days it
+        /// had not seen, for this kind of sky. `None` until there is such history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub p10_kwh: Option<f64>,
+        /// 9 hours in 10 make at most this much.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub p90_kwh: Option<f64>,
     }
 
     /// How far the model was off on held-out days.

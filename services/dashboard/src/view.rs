@@ -390,6 +390,8 @@ mod tests {
                 } else {
                     0.0
                 },
+                p10_kwh: None,
+                p90_kwh: None,
             })
             .collect();
         let svg = hour_chart(&hours, &[], "today").into_string();
@@ -404,6 +406,8 @@ mod tests {
         let measured = [HourEnergy {
             start: start + chrono::Duration::hours(10),
             kwh: 2.8,
+            p10_kwh: None,
+            p90_kwh: None,
         }];
         let svg = hour_chart(&hours, &measured, "today").into_string();
         assert_eq!(svg.matches(r#"class="actual""#).count(), 1);

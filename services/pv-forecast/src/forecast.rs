@@ -41,9 +41,13 @@ impl Forecast {
         let mut tomorrow = Vec::new();
         for hour in weather {
             let date = hour.start.with_timezone(&zone).date_naive();
+            let kwh = model.predict_kwh(site, hour);
+            let range = model.range(site, hour, kwh);
             let energy = HourEnergy {
                 start: hour.start,
-                kwh: round3(model.predict_kwh(site, hour)),
+                kwh: round3(kwh),
+                p10_kwh: range.map(|(p10, _)| round3(p10)),
+                p90_kwh: range.map(|(_, p90)| round3(p90)),
             };
             if date == today_date {
                 today.push(energy);
@@ -177,10 +181,17 @@ mod tests {
             generated_at: start,
             today_date: start.date_naive(),
             today: vec![
-                HourEnergy { start, kwh: 4.0 },
+                HourEnergy {
+                    start,
+                    kwh: 4.0,
+                    p10_kwh: None,
+                    p90_kwh: None,
+                },
                 HourEnergy {
                     start: start + Duration::hours(1),
                     kwh: 2.0,
+                    p10_kwh: None,
+                    p90_kwh: None,
                 },
             ],
             tomorrow: vec![],

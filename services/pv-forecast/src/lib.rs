@@ -6,4 +6,5 @@ pub mod calibrate;
 pub mod forecast;
 pub mod model;
 pub mod solar;
+pub mod uncertainty;
 pub mod weather;

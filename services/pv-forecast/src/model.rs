@@ -179,6 +179,9 @@ pub struct Model {
     /// The roof fitted to the meter's clear hours; applied to the entered site.
     #[serde(default)]
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// How far off the model was on held-out hours, by sky: P10/P90.
+    #[serde(default)]
+    pub quantiles: Option<crate::uncertainty::Quantiles>,
 }
 
 impl Model {
@@ -285,6 +288,7 @@ impl Model {
                     ),
                 )),
                 calibration: None,
+                quantiles: None,
             };
         }
         // k-fold cross-validation over whole days (interleaved, so every fold spans
@@ -298,6 +302,7 @@ impl Model {
         let physical = Self::default();
         let mut learned_pairs = Vec::new();
         let mut physical_pairs = Vec::new();
+        let mut held_weather: Vec<&WeatherHour> = Vec::new();
         let mut folds_won = 0;
         for fold in 0..folds {
             let (held, rest): (Vec<&Sample>, Vec<&Sample>) =
@@ -309,6 +314,7 @@ impl Model {
                         correction: None,
                         report: Some(report(days.len(), 0, format!("fit failed: {error}"))),
                         calibration: None,
+                        quantiles: None,
                     }
                 }
             };
@@ -316,6 +322,7 @@ impl Model {
                 correction: Some(correction),
                 report: None,
                 calibration: None,
+                quantiles: None,
             };
             let (mut fold_learned, mut fold_physical) = (0.0, 0.0);
             for sample in held.iter().filter(|s| is_scored(site, s)) {
@@ -325,6 +332,7 @@ impl Model {
                 fold_physical += (by_physics - sample.actual_kwh).abs();
                 learned_pairs.push((by_learned, sample.actual_kwh));
                 physical_pairs.push((by_physics, sample.actual_kwh));
+                held_weather.push(&sample.weather);
             }
             if fold_learned < fold_physical {
                 folds_won += 1;
@@ -347,7 +355,21 @@ impl Model {
             correction: correction.clone(),
             report: None,
             calibration: None,
+            quantiles: None,
         };
+        // The range comes from the errors of the predictor now in use, on held-out days.
+        let in_use = if adopted {
+            &learned_pairs
+        } else {
+            &physical_pairs
+        };
+        let quantiles = crate::uncertainty::Quantiles::learn(
+            site,
+            held_weather
+                .iter()
+                .zip(in_use)
+                .map(|(weather, (predicted, actual))| (*weather, *predicted, *actual)),
+        );
         let verdict = if adopted { "kept" } else { "dropped" };
         let report = TrainingReport {
             trained_at: now,
@@ -374,7 +396,14 @@ impl Model {
             correction,
             report: Some(report),
             calibration: None,
+            quantiles,
         }
+    }
+
+    /// (P10, P90) kWh for an hour forecast at `kwh`, when held-out history gave a range.
+    pub fn range(&self, site: &Site, hour: &WeatherHour, kwh: f64) -> Option<(f64, f64)> {
+        let (p10, _, p90) = self.quantiles.as_ref()?.range(site, hour, kwh);
+        Some((p10, p90))
     }
 }
 
@@ -417,7 +446,7 @@ fn fit(site: &Site, samples: &[&Sample]) -> Result<Correction, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Timelike};
 
     /// 8 kWp facing south at 30°, near Münster: the roof the module tests share.
     pub(crate) fn site() -> Site {
@@ -566,6 +595,17 @@ pub(crate) mod tests {
             "{learned:?} vs {baseline:?}"
         );
         assert!(learned.nmae < 0.05, "{learned:?}");
+        // The held-out hours also give the range of an hour's forecast.
+        let noon = samples
+            .iter()
+            .find(|s| s.weather.start.hour() == 11 && s.weather.cloud_cover.unwrap_or(0.0) > 40.0)
+            .unwrap();
+        let kwh = model.predict_kwh(&site(), &noon.weather);
+        let (p10, p90) = model.range(&site(), &noon.weather, kwh).unwrap();
+        assert!(
+            p10 <= kwh && kwh <= p90 && p10 < p90,
+            "{p10} ≤ {kwh} ≤ {p90}"
+        );
     }
 
     #[test]
@@ -615,6 +655,7 @@ pub(crate) mod tests {
             }),
             report: None,
             calibration: None,
+            quantiles: None,
         };
         let noon = &history(1, 1.0)[11].weather;
         assert!(model.predict_kwh(&site(), noon) <= site().kwp());
@@ -624,6 +665,7 @@ pub(crate) mod tests {
             }),
             report: None,
             calibration: None,
+            quantiles: None,
         };
         assert_eq!(negative.predict_kwh(&site(), noon), 0.0);
     }

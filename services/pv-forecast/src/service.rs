@@ -400,6 +400,8 @@ impl PvForecastService {
             .map(|(start, kwh)| HourEnergy {
                 start,
                 kwh: (kwh * 1000.0).round() / 1000.0,
+                p10_kwh: None,
+                p90_kwh: None,
             })
             .collect();
         Ok((hours, pv_now_w))

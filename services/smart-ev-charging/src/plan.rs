@@ -128,13 +128,19 @@ impl Smart {
     }
 
     /// What the sun is expected to put into the car between `from` and `until`, kWh,
-    /// counting on `config.pv_confidence` of the forecast.
+    /// for keeping a deadline: the forecast's P10 where pv-forecast gives a range (9
+    /// days in 10 bring at least that), else `config.pv_confidence` of the forecast.
     pub fn expected_pv_kwh(
         &self,
         config: &SmartConfig,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> f64 {
+        if !self.forecast.is_empty() && self.forecast.iter().all(|h| h.p10_kwh.is_some()) {
+            return self.surplus_kwh(config, from, until, config.min_power_kw, |hour| {
+                hour.p10_kwh.unwrap_or(hour.kwh)
+            });
+        }
         self.forecast_pv_kwh(config, from, until, config.min_power_kw) * config.pv_confidence
     }
 
@@ -147,13 +153,25 @@ impl Smart {
         until: DateTime<Utc>,
         at_least_kw: f64,
     ) -> f64 {
+        self.surplus_kwh(config, from, until, at_least_kw, |hour| hour.kwh)
+    }
+
+    /// The surplus of `energy(hour)` (central, or P10) between `from` and `until`.
+    fn surplus_kwh(
+        &self,
+        config: &SmartConfig,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        at_least_kw: f64,
+        energy: impl Fn(&HourEnergy) -> f64,
+    ) -> f64 {
         self.forecast
             .iter()
             .map(|hour| {
                 let end = hour.start + Duration::hours(1);
                 let overlap =
                     (end.min(until) - hour.start.max(from)).num_seconds().max(0) as f64 / 3600.0;
-                let surplus_kw = hour.kwh - config.house_load_kw;
+                let surplus_kw = energy(hour) - config.house_load_kw;
                 if surplus_kw <= 0.0 || surplus_kw < at_least_kw {
                     0.0
                 } else {
@@ -370,6 +388,8 @@ mod tests {
                 HourEnergy {
                     start: at(hour, 0),
                     kwh,
+                    p10_kwh: None,
+                    p90_kwh: None,
                 }
             })
             .collect();
@@ -454,6 +474,33 @@ mod tests {
         assert!(
             sighted_grid < blind_grid,
             "the forecast must save grid energy: {sighted_grid:.1} vs {blind_grid:.1} kWh"
+        );
+    }
+
+    /// With pv-forecast's range, a deadline is kept on the P10 (what 9 days in 10 bring
+    /// at least), not on a fixed share of the central forecast.
+    #[test]
+    fn the_deadline_is_kept_on_the_forecast_s_p10_when_there_is_one() {
+        let config = SmartConfig::default();
+        let with_p10 = |share: f64| {
+            let mut forecast = sunny(6.0);
+            for hour in &mut forecast.today {
+                hour.p10_kwh = Some(hour.kwh * share);
+            }
+            forecast
+        };
+        let expected = |forecast: PvForecast| {
+            let mut smart = Smart::default();
+            smart.update_forecast(forecast, &config, at(8, 0));
+            smart.expected_pv_kwh(&config, at(8, 0), at(14, 0))
+        };
+        let plain = expected(sunny(6.0));
+        let sure = expected(with_p10(0.95));
+        let unsure = expected(with_p10(0.3));
+        assert!(
+            unsure < plain && plain < sure,
+            "P10 at 30 %: {unsure:.1} kWh; no range ({:.0} % of the forecast): {plain:.1}; P10 at 95 %: {sure:.1}",
+            config.pv_confidence * 100.0
         );
     }
 
@@ -555,6 +602,8 @@ mod tests {
                 .map(|&(hour, kw)| HourEnergy {
                     start: at(hour, 0),
                     kwh: kw + config.house_load_kw,
+                    p10_kwh: None,
+                    p90_kwh: None,
                 })
                 .collect(),
         );

@@ -434,6 +434,8 @@ pub fn hourly_forecast(
             .map(|(hour, minutes)| crate::plan::HourEnergy {
                 start: midnight + chrono::Duration::hours(hour as i64),
                 kwh: minutes.iter().map(|(pv, _)| pv / 60.0 / 1000.0).sum(),
+                p10_kwh: None,
+                p90_kwh: None,
             })
             .collect(),
     )
