@@ -153,6 +153,12 @@ impl Service for PvForecastService {
         !settings.service.pv_forecast_power_entity.trim().is_empty()
     }
 
+    /// With INFLUXDB_URL set, the PV meter's history is read from InfluxDB.
+    fn uses_influx(settings: &homelab::Settings<PvForecastSettings>) -> bool {
+        !settings.common.influxdb_url.trim().is_empty()
+            && !settings.service.pv_forecast_power_entity.trim().is_empty()
+    }
+
     fn new(ctx: &Context<PvForecastSettings>) -> anyhow::Result<Self> {
         let settings = ctx.settings().clone();
         let zone = ctx.common().time_zone()?;
@@ -417,8 +423,20 @@ impl PvForecastService {
         let weather = self.fetch_weather(days).await?;
         let start = now - Span::days(i64::from(days));
         let entity = self.settings.pv_forecast_power_entity.as_str();
-        let history = ctx.home_assistant().history(&[entity], start, now).await?;
-        let samples_w = power_samples(history);
+        // Influx keeps years where HA's recorder keeps days: it wins when configured.
+        let samples_w = match ctx.influx() {
+            Some(influx) => influx_power_samples(influx, entity, start, now).await?,
+            None => power_samples(ctx.home_assistant().history(&[entity], start, now).await?),
+        };
+        tracing::info!(
+            source = if ctx.influx().is_some() {
+                "influxdb"
+            } else {
+                "home_assistant"
+            },
+            readings = samples_w.len(),
+            "pv_history_read"
+        );
         let energy: std::collections::BTreeMap<_, _> =
             hourly_energy(&samples_w, now).into_iter().collect();
         let samples: Vec<Sample> = weather
@@ -473,6 +491,49 @@ impl PvForecastService {
         save_snapshot(snapshot).await;
         Ok(())
     }
+}
+
+/// The PV meter's readings from InfluxDB as Home Assistant's InfluxDB (v2) integration
+/// writes them: measurement = the unit (`W`, `kW`), tags `domain` and `entity_id`
+/// (without the domain), field `value`.
+async fn influx_power_samples(
+    influx: &homelab::influx::Influx,
+    entity: &str,
+    start: DateTime<Utc>,
+    stop: DateTime<Utc>,
+) -> anyhow::Result<Vec<(DateTime<Utc>, Option<f64>)>> {
+    use homelab::influx::{FluxParam, FluxQuery};
+    let (domain, object) = entity.split_once('.').ok_or_else(|| {
+        anyhow::anyhow!("PV_FORECAST_POWER_ENTITY={entity:?} is not domain.object")
+    })?;
+    let query = FluxQuery::new(
+        "from(bucket: params.bucket) |> range(start: params.start, stop: params.stop) \
+         |> filter(fn: (r) => r.domain == params.domain and r.entity_id == params.entity_id and r._field == \"value\") \
+         |> keep(columns: [\"_time\", \"_value\", \"_measurement\"]) |> sort(columns: [\"_time\"])",
+    )
+    .param("bucket", FluxParam::String(influx.bucket().to_string()))
+    .param("start", FluxParam::Time(start))
+    .param("stop", FluxParam::Time(stop))
+    .param("domain", FluxParam::String(domain.to_string()))
+    .param("entity_id", FluxParam::String(object.to_string()));
+    let rows = influx.query(&query).await?;
+    let mut samples: Vec<(DateTime<Utc>, Option<f64>)> = rows
+        .iter()
+        .filter_map(|row| {
+            let at = DateTime::parse_from_rfc3339(row.get("_time")?.as_str()?)
+                .ok()?
+                .with_timezone(&Utc);
+            let value = row.get("_value").and_then(serde_json::Value::as_f64);
+            let to_watts = match row.get("_measurement").and_then(|m| m.as_str()) {
+                Some("kW") => 1000.0,
+                Some("MW") => 1_000_000.0,
+                _ => 1.0,
+            };
+            Some((at, value.map(|v| v * to_watts)))
+        })
+        .collect();
+    samples.sort_by_key(|(at, _)| *at);
+    Ok(samples)
 }
 
 /// The PV meter's readings in time order, `None` where it was unavailable.
