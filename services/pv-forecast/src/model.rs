@@ -77,9 +77,20 @@ pub fn baseline_kwh(site: &Site, hour: &WeatherHour) -> f64 {
         .sum()
 }
 
+/// 0 clear .. 1 overcast: the weather source's cloud cover, else how far the hour's
+/// GHI falls below a clear sky's; a fixed half only with the sun too low to tell.
+pub fn cloudiness(site: &Site, hour: &WeatherHour) -> f64 {
+    hour.cloud_cover
+        .map(|cover| cover / 100.0)
+        .or_else(|| {
+            crate::calibrate::clear_sky_index(site, hour).map(|index| (1.0 - index).clamp(0.0, 1.0))
+        })
+        .unwrap_or(0.5)
+}
+
 fn features(site: &Site, hour: &WeatherHour, baseline: f64) -> Vec<f64> {
     let sun = site.sun_in_hour(hour.start);
-    let cloud = hour.cloud_cover.unwrap_or(50.0) / 100.0;
+    let cloud = cloudiness(site, hour);
     let temperature = (hour.temperature_c.unwrap_or(DEFAULT_TEMPERATURE_C) - 15.0) / 10.0;
     vec![
         baseline,
@@ -485,6 +496,27 @@ pub(crate) mod tests {
             november_sun > 8.0 && june_sun < 7.5,
             "a June sky under a November sun: {november_sun:.1} kWh from 8 kWp; placed in June: {june_sun:.1}"
         );
+    }
+
+    #[test]
+    fn without_cloud_cover_the_sky_s_brightness_says_how_cloudy_it_is() {
+        let hour = |ghi: f64, cloud_cover: Option<f64>| WeatherHour {
+            start: Utc.with_ymd_and_hms(2026, 6, 21, 11, 0, 0).unwrap(),
+            ghi,
+            dni: None,
+            dhi: None,
+            temperature_c: None,
+            cloud_cover,
+        };
+        assert_eq!(cloudiness(&site(), &hour(900.0, Some(70.0))), 0.7);
+        let clear = cloudiness(&site(), &hour(950.0, None));
+        let dull = cloudiness(&site(), &hour(250.0, None));
+        assert!(clear < 0.1 && dull > 0.6, "{clear} {dull}");
+        let night = WeatherHour {
+            start: Utc.with_ymd_and_hms(2026, 6, 21, 23, 0, 0).unwrap(),
+            ..hour(0.0, None)
+        };
+        assert_eq!(cloudiness(&site(), &night), 0.5);
     }
 
     #[test]
