@@ -24,13 +24,20 @@ form.inline{display:inline}
 svg{width:100%;height:auto}
 "#;
 
+// Fetches for one section can overlap (the catch-up on connect and a live update) and
+// answer out of order: only the latest request's answer is shown, never an older one.
 const SCRIPT: &str = r#"
 const events = new EventSource('/events');
+const latest = {};
 events.addEventListener('update', async (e) => {
   const section = e.data;
+  const ticket = (latest[section] || 0) + 1;
+  latest[section] = ticket;
   const response = await fetch('/section/' + section);
-  if (response.ok) {
-    document.getElementById(section).outerHTML = await response.text();
+  if (!response.ok) return;
+  const html = await response.text();
+  if (latest[section] === ticket) {
+    document.getElementById(section).outerHTML = html;
   }
 });
 "#;
