@@ -58,6 +58,8 @@ while IFS= read -r -d '' file; do
     -e "s/TEMPLATE_ORIGIN/example-service/g" \
     "$file"
 done < <(find "services/$name" -type f -print0)
+# The template runs only under its own Compose profile; a new service always runs.
+sed -i 's/^profiles: .*/profiles: []/' "services/$name/service.yaml"
 
 compose_block="  $name:
     <<: *service
@@ -86,12 +88,14 @@ insert_above() { # file marker text
 insert_above docker-compose.yml "# new-service.sh inserts new services above this line" "$compose_block"
 insert_above docker-compose.yml "# new-service.sh inserts new volumes above this line" "  ${snake}_data:"
 insert_above docker-compose.yml "# new-service.sh inserts new broker identities above this line" "      $password_var:"
+insert_above infrastructure/mosquitto/service.yaml "# new-service.sh inserts new broker identities above this line" "  - $password_var"
 printf '\n# --- %s %s\n%s_INTERVAL_SECONDS=30\n# Its broker identity (see MQTT_PASSWORD_* above)\n%s=change-me-%s\n' \
   "$name" "$(printf -- '-%.0s' $(seq $((75 - ${#name}))))" "$upper" "$password_var" "$name" >>.env.example
 
 cat <<DONE
 created services/$name (struct ${pascal}Service, settings ${upper}_*)
-added it to docker-compose.yml and .env.example
+added it to docker-compose.yml, .env.example and the broker's contract; its own
+contract is services/$name/service.yaml (add it to a node in hosts/<node>/)
 next:
   cargo test -p $name
   cargo run -p $name -- diagnose

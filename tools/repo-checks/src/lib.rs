@@ -1,6 +1,8 @@
 //! Reading the repository's container files the way Docker does, so that tests can
 //! check them without a Docker engine (none runs on our machines or in CI).
 
+pub mod contracts;
+
 use std::path::{Path, PathBuf};
 
 /// The repository root (this crate sits at `tools/repo-checks`).

@@ -165,6 +165,24 @@ fn a_scaffolded_service_builds_passes_its_tests_and_answers_diagnose() {
     // The scaffolded repository still passes the static container checks' key rule.
     let compose: serde_norway::Value = serde_norway::from_str(&compose).unwrap();
     assert!(compose["services"]["garage-door"].is_mapping());
+    // It has a true contract, and the broker's contract knows its identity.
+    let compose = repo_checks::contracts::compose(repo.path());
+    let contracts = repo_checks::contracts::load_contracts(repo.path()).unwrap();
+    let env_example = repo_checks::contracts::env_example_keys(repo.path());
+    for name in ["garage-door", "mqtt"] {
+        let (file, contract) = contracts
+            .iter()
+            .find(|(_, c)| c.name == name)
+            .unwrap_or_else(|| panic!("no contract for {name}"));
+        let problems = repo_checks::contracts::contract_problems(
+            &file.display().to_string(),
+            contract,
+            &compose["services"][name],
+            &env_example,
+            &["/app/service".to_string(), "healthcheck".to_string()],
+        );
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 
     // A second run with the same name is refused.
     let again = scaffold(repo.path(), &["garage-door"]);
