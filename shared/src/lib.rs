@@ -21,6 +21,7 @@ pub mod logging;
 pub mod messages;
 pub mod mqtt;
 pub mod request_metrics;
+pub mod retention;
 pub mod retry;
 mod runtime;
 pub mod secret;

@@ -69,6 +69,12 @@ pub struct Snapshot {
     order: Arc<WriteOrder>,
 }
 
+/// Quarantined copies of a corrupt state file kept for a person to look at.
+const CORRUPT_COPIES_KEPT: crate::retention::Keep = crate::retention::Keep {
+    max_age: std::time::Duration::from_secs(30 * 86_400),
+    max_count: 5,
+};
+
 impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
     /// `DATA_DIR/state.json`.
     pub fn new(data_dir: &Path) -> Self {
@@ -88,7 +94,8 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
     }
 
     /// Missing → default. Unreadable or corrupt → the file is moved aside as
-    /// `state.json.corrupt-<timestamp>` (kept for a human to look at), a WARN is
+    /// `state.json.corrupt-<timestamp>` (kept for a human to look at: the newest 5, at
+    /// most 30 days, and the newest always), a WARN is
     /// logged, and the default is used. Never an error: state is a cache of work done.
     pub fn load(&self) -> Loaded<T> {
         self.remove_interrupted_writes();
@@ -170,7 +177,17 @@ impl<T: Serialize + DeserializeOwned + Default> StateStore<T> {
         name.push(format!(".corrupt-{stamp}"));
         let aside = self.path.with_file_name(name);
         match std::fs::rename(&self.path, &aside) {
-            Ok(()) => Some(aside),
+            Ok(()) => {
+                // A file that keeps coming back corrupt must not fill the disk.
+                let prefix = format!("{}.corrupt-", self.path.file_name()?.to_string_lossy());
+                crate::retention::prune(
+                    self.folder(),
+                    |name| name.starts_with(&prefix),
+                    std::time::SystemTime::now(),
+                    CORRUPT_COPIES_KEPT,
+                );
+                Some(aside)
+            }
             Err(error) => {
                 tracing::warn!(path = %self.path.display(), error = %error, "state_set_aside_failed");
                 None
@@ -303,6 +320,27 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn a_file_corrupt_again_and_again_keeps_only_the_newest_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::<Counter>::new(dir.path());
+        for round in 0..8 {
+            std::fs::write(store.path(), format!("{{broken {round}")).unwrap();
+            let _ = store.load();
+            // Distinct modification times and names.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("state.json.corrupt-"))
+            .collect();
+        aside.sort();
+        assert_eq!(aside.len(), 5, "{aside:?}");
+        let newest = std::fs::read_to_string(dir.path().join(aside.last().unwrap())).unwrap();
+        assert_eq!(newest, "{broken 7", "the latest evidence is kept");
     }
 
     #[test]

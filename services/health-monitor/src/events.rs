@@ -24,6 +24,8 @@ pub(crate) struct Event {
 pub(crate) struct EventLog {
     root: PathBuf,
     node: String,
+    /// Day folders older than this go when a new day starts; the newest stays.
+    kept: std::time::Duration,
 }
 
 impl EventLog {
@@ -31,7 +33,13 @@ impl EventLog {
         Self {
             root: data_dir.join("events"),
             node: node.to_string(),
+            kept: std::time::Duration::from_secs(30 * 86_400),
         }
+    }
+
+    pub(crate) fn keeping(mut self, kept: std::time::Duration) -> Self {
+        self.kept = kept;
+        self
     }
 
     pub(crate) fn event(&self, now: DateTime<Utc>, kind: &str, fields: Value) -> Event {
@@ -57,6 +65,18 @@ impl EventLog {
     /// Appends one line; blocking (call it off the async workers).
     pub(crate) fn append(&self, event: &Event) -> std::io::Result<()> {
         let path = self.file_for(event.ts);
+        if !path.exists() {
+            // A new day: the old ones past their time go (checked once a day).
+            homelab::retention::prune(
+                &self.root,
+                |name| name.len() == 10 && name.chars().all(|c| c.is_ascii_digit() || c == '-'),
+                std::time::SystemTime::now(),
+                homelab::retention::Keep {
+                    max_age: self.kept,
+                    max_count: usize::MAX,
+                },
+            );
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -112,5 +132,37 @@ mod tests {
         assert_eq!(first["service"], "a");
         assert_eq!(first["ts"], "2026-11-30T23:59:59Z");
         assert_eq!(log.read_day(now).len(), 3);
+    }
+
+    #[test]
+    fn a_new_day_prunes_days_past_their_time_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            EventLog::new(dir.path(), "main").keeping(std::time::Duration::from_secs(30 * 86_400));
+        let day = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        for old in ["2026-09-01T12:00:00Z", "2026-11-20T12:00:00Z"] {
+            log.append(&log.event(day(old), "service_unhealthy", json!({})))
+                .unwrap();
+        }
+        // The September day was last written 90 days ago.
+        let september = dir.path().join("events/2026-09-01");
+        std::fs::File::open(&september)
+            .unwrap()
+            .set_modified(
+                std::time::SystemTime::now() - std::time::Duration::from_secs(90 * 86_400),
+            )
+            .unwrap();
+        std::fs::write(dir.path().join("events/notes.txt"), "a person's file").unwrap();
+        log.append(&log.event(day("2026-11-30T08:00:00Z"), "service_recovered", json!({})))
+            .unwrap();
+        assert!(!september.exists(), "90 days old: pruned");
+        assert!(
+            dir.path().join("events/2026-11-20").exists(),
+            "10 days old: kept"
+        );
+        assert!(
+            dir.path().join("events/notes.txt").exists(),
+            "not an event day"
+        );
     }
 }

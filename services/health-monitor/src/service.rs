@@ -142,7 +142,7 @@ impl Service for HealthMonitorService {
             seconds => seconds,
         };
         Ok(Self {
-            events: EventLog::new(data_dir, &config.node),
+            events: EventLog::new(data_dir, &config.node).keeping(config.events_kept),
             outbox: Arc::new(Outbox::new(data_dir)),
             actions: ActionStore::new(data_dir),
             telegram: config

@@ -37,6 +37,8 @@ pub(crate) struct MonitorSettings {
     pub(crate) health_monitor_quiet_hours: String,
     /// No second restart of a container within this time of the last one.
     pub(crate) health_monitor_action_cooldown_minutes: u64,
+    /// Event days older than this are deleted (the newest day always stays).
+    pub(crate) health_monitor_events_days: u64,
 }
 
 impl Default for MonitorSettings {
@@ -59,6 +61,7 @@ impl Default for MonitorSettings {
             health_monitor_alert_cooldown_minutes: 30,
             health_monitor_quiet_hours: String::new(),
             health_monitor_action_cooldown_minutes: 30,
+            health_monitor_events_days: 30,
         }
     }
 }
@@ -80,6 +83,7 @@ pub(crate) struct Config {
     pub(crate) entity_stale: chrono::Duration,
     pub(crate) policy: AlertPolicy,
     pub(crate) action_cooldown: chrono::Duration,
+    pub(crate) events_kept: Duration,
 }
 
 fn every(seconds: u64) -> Option<Duration> {
@@ -178,6 +182,7 @@ impl MonitorSettings {
                 zone,
             },
             action_cooldown: minutes(self.health_monitor_action_cooldown_minutes),
+            events_kept: Duration::from_secs(self.health_monitor_events_days.max(1) * 86_400),
         })
     }
 }
