@@ -6,6 +6,8 @@
 //! with `openssl dgst -verify` against the key's public half: a second, independent
 //! implementation of RS256, not the one that signed it.
 
+mod common;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -303,12 +305,7 @@ async fn trips_come_from_google_calendar_with_a_signed_service_account_token() {
     );
 
     // A second refresh uses the same access token (valid for an hour).
-    probe
-        .publish_json(
-            "homelab/orchestrator/command/ev-forecast",
-            &serde_json::json!({"command": "refresh"}),
-        )
-        .await;
+    common::refresh(&probe).await;
     probe
         .wait_for("homelab/ev-forecast/plan", Duration::from_secs(20), |_| {
             true
@@ -329,14 +326,7 @@ async fn diagnose_names_a_refused_key_and_a_calendar_not_shared() {
             .stdout(Stdio::piped())
             .output()
             .unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        let step = report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "calendar")
-            .unwrap()
-            .clone();
+        let step = common::diagnose_step(&output.stdout, "calendar");
         (
             output.status.code(),
             step["status"].as_str().unwrap().to_string(),

@@ -2,6 +2,8 @@
 //! calendar (iCal URL) and Nominatim are loopback servers; Nominatim replays the
 //! saved answer in tests/fixtures. Home Assistant is not needed (no SoC entity set).
 
+mod common;
+
 use axum::extract::{Query, State};
 use axum::routing::get;
 use homelab::testkit::{Broker, Probe, ServiceProcess};
@@ -196,12 +198,7 @@ async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() 
         "the table's place is never geocoded"
     );
     let before = fakes.calendar_requests.load(Ordering::SeqCst);
-    probe
-        .publish_json(
-            "homelab/orchestrator/command/ev-forecast",
-            &serde_json::json!({"command": "refresh"}),
-        )
-        .await;
+    common::refresh(&probe).await;
     probe
         .wait_for(PLAN, Duration::from_secs(20), |_| true)
         .await
@@ -225,12 +222,7 @@ async fn publishes_a_plan_from_the_calendar_and_asks_nominatim_once_per_place() 
 
     // The calendar is emptied: the next plan needs nothing.
     *fakes.calendar.lock().unwrap() = "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".into();
-    probe
-        .publish_json(
-            "homelab/orchestrator/command/ev-forecast",
-            &serde_json::json!({"command": "refresh"}),
-        )
-        .await;
+    common::refresh(&probe).await;
     let empty = probe
         .wait_for(PLAN, Duration::from_secs(20), |p| {
             p["trips"].as_array().is_some_and(Vec::is_empty)
@@ -324,12 +316,7 @@ async fn an_unknown_place_is_assumed_far_asked_about_once_and_answered() {
     );
 
     // A refresh asks nothing new: once a day at most.
-    probe
-        .publish_json(
-            "homelab/orchestrator/command/ev-forecast",
-            &serde_json::json!({"command": "refresh"}),
-        )
-        .await;
+    common::refresh(&probe).await;
     probe
         .wait_for(PLAN, Duration::from_secs(20), |_| true)
         .await
@@ -416,14 +403,7 @@ async fn diagnose_parses_the_calendar_and_names_what_it_cannot_use() {
     })
     .await
     .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let step = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "calendar")
-        .unwrap()
-        .clone();
+    let step = common::diagnose_step(&output.stdout, "calendar");
     assert_eq!(step["status"], "warn", "{step}");
     let detail = step["detail"].as_str().unwrap();
     for expected in [

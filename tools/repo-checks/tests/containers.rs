@@ -2,6 +2,7 @@
 //! would not show (every service folder in Compose, hardening on every entry). That the
 //! images build and the stack runs is scripts/test-compose.sh's job.
 
+use repo_checks::contracts::{compose, env_example_keys, mebibytes};
 use repo_checks::{
     exec_form, parse_dockerfile, repo_root, service_names, split_flags, Instruction,
 };
@@ -150,14 +151,6 @@ fn the_build_context_keeps_secrets_and_build_output_out() {
     }
 }
 
-fn compose() -> Value {
-    let text = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
-    let mut value: Value =
-        serde_norway::from_str(&text).expect("docker-compose.yml is not valid YAML");
-    value.apply_merge().expect("YAML merge keys");
-    value
-}
-
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_sequence()
@@ -170,24 +163,9 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn mebibytes(limit: &str) -> f64 {
-    let (number, unit) = limit.split_at(
-        limit
-            .find(|c: char| c.is_alphabetic())
-            .unwrap_or(limit.len()),
-    );
-    let number: f64 = number.parse().unwrap();
-    match unit.to_ascii_lowercase().as_str() {
-        "k" | "kb" => number / 1024.0,
-        "m" | "mb" => number,
-        "g" | "gb" => number * 1024.0,
-        other => panic!("unknown unit {other:?} in mem_limit {limit}"),
-    }
-}
-
 #[test]
 fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
-    let compose = compose();
+    let compose = compose(&repo_root());
     let services = compose["services"].as_mapping().expect("services");
     let declared_volumes = compose["volumes"].as_mapping().expect("volumes");
     let infrastructure: BTreeSet<&str> = ["mqtt", "influxdb", "jaeger"].into();
@@ -260,7 +238,7 @@ fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
             .as_str()
             .unwrap_or_else(|| panic!("{name}: no mem_limit"));
         assert!(
-            mebibytes(limit) <= 256.0,
+            mebibytes(limit).unwrap() <= 256.0,
             "{name}: mem_limit {limit} is not small"
         );
         let data_volume = strings(at("volumes"))
@@ -281,16 +259,6 @@ fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
     }
 }
 
-fn env_example_keys() -> Vec<String> {
-    std::fs::read_to_string(repo_root().join(".env.example"))
-        .unwrap()
-        .lines()
-        .filter_map(|line| line.split_once('=').map(|(key, _)| key.trim()))
-        .filter(|key| key.starts_with(|c: char| c.is_ascii_uppercase()))
-        .map(str::to_string)
-        .collect()
-}
-
 fn environment_keys(service: &Value) -> BTreeSet<String> {
     service["environment"]
         .as_mapping()
@@ -307,9 +275,9 @@ fn environment_keys(service: &Value) -> BTreeSet<String> {
 /// identity's broker password, the broker no HA token, InfluxDB no broker password.
 #[test]
 fn each_container_gets_only_its_own_variables_and_every_variable_reaches_its_reader() {
-    let compose = compose();
+    let compose = compose(&repo_root());
     let services = compose["services"].as_mapping().unwrap();
-    let keys = env_example_keys();
+    let keys = env_example_keys(&repo_root());
     let passwords: Vec<&String> = keys
         .iter()
         .filter(|key| key.starts_with("MQTT_PASSWORD_"))
@@ -370,7 +338,7 @@ fn each_container_gets_only_its_own_variables_and_every_variable_reaches_its_rea
 
 #[test]
 fn the_infrastructure_services_are_configured_as_documented() {
-    let compose = compose();
+    let compose = compose(&repo_root());
     let services = &compose["services"];
     assert!(
         compose.get("name").is_none(),
@@ -423,7 +391,7 @@ fn the_dev_override_is_valid_and_publishes_only_to_loopback() {
     let text =
         std::fs::read_to_string(repo_root().join("docker-compose.override.example.yml")).unwrap();
     let value: Value = serde_norway::from_str(&text).unwrap();
-    let compose = compose();
+    let compose = compose(&repo_root());
     for (name, service) in value["services"].as_mapping().unwrap() {
         assert!(
             compose["services"].get(name).is_some(),
