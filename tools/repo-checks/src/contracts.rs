@@ -141,7 +141,8 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn keys(value: &Value) -> BTreeSet<String> {
+/// The keys of a YAML mapping (an `environment:`, a `depends_on:`); none for anything else.
+pub fn keys(value: &Value) -> BTreeSet<String> {
     value
         .as_mapping()
         .map(|mapping| {

@@ -2,7 +2,7 @@
 //! would not show (every service folder in Compose, hardening on every entry). That the
 //! images build and the stack runs is scripts/test-compose.sh's job.
 
-use repo_checks::contracts::{compose, env_example_keys, mebibytes};
+use repo_checks::contracts::{compose, env_example_keys, keys, mebibytes};
 use repo_checks::{
     exec_form, parse_dockerfile, repo_root, service_names, split_flags, Instruction,
 };
@@ -260,15 +260,7 @@ fn every_service_folder_has_a_hardened_compose_entry_and_vice_versa() {
 }
 
 fn environment_keys(service: &Value) -> BTreeSet<String> {
-    service["environment"]
-        .as_mapping()
-        .map(|mapping| {
-            mapping
-                .keys()
-                .filter_map(|key| key.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    keys(&service["environment"])
 }
 
 /// Each container gets the variables it reads, and no other: a service holds no other
