@@ -77,8 +77,12 @@ async fn schemathesis_finds_nothing_the_openapi_document_does_not_say() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     let csrf = overview["csrf"].as_str().unwrap().to_string();
+    // schemathesis keeps a cache in its working folder: not in the repository.
+    let scratch = tempfile::tempdir().unwrap();
+    let scratch_path = scratch.path().to_path_buf();
     let run = tokio::task::spawn_blocking(move || {
         Command::new(binary)
+            .current_dir(&scratch_path)
             .args([
                 "run",
                 &format!("{url}/api/v1/openapi.json"),
