@@ -55,15 +55,23 @@ pub struct Broker {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Appended to the generated configuration (e.g. a bridge).
+    extra: String,
 }
 
 impl Broker {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A broker whose configuration ends with `extra` (mosquitto.conf lines).
+    pub fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut broker = Self {
             port: free_port(),
             dir,
             child: None,
+            extra: extra.to_string(),
         };
         broker.launch();
         broker
@@ -100,10 +108,11 @@ impl Broker {
             ""
         };
         let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {data}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest file {log}\nlog_type all\n{user}",
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {data}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest file {log}\nlog_type all\n{user}{extra}",
             port = self.port,
             data = data.display(),
             log = self.dir.path().join("mosquitto.log").display(),
+            extra = self.extra,
         );
         std::fs::write(&config, text).expect("broker config");
         let child = Command::new(mosquitto_binary())

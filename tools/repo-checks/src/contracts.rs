@@ -408,3 +408,39 @@ pub fn node_problems(
     }
     (total, problems)
 }
+
+/// The mosquitto bridge lines node `name` needs: one connection per link from it in
+/// the topology, QoS 1 both ways, a persistent session (`cleansession false`) so the
+/// node's broker queues what its services publish while the link is down and sends
+/// it when the link is back. `address_of` gives a node's broker `host:port`.
+pub fn bridge_config(
+    topology: &Topology,
+    name: &str,
+    address_of: impl Fn(&str) -> String,
+) -> String {
+    let mut out = String::new();
+    for link in topology.links.iter().filter(|link| link.from == name) {
+        if link.kind != "mqtt-bridge" {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n# Generated from inventory/topology.yaml: {from} -> {to}. Do not edit.\n\
+             connection {from}-to-{to}\n\
+             address {address}\n\
+             bridge_protocol_version mqttv311\n\
+             cleansession false\n\
+             local_clientid bridge-{from}-to-{to}\n\
+             remote_clientid bridge-{from}-at-{to}\n\
+             try_private true\n\
+             restart_timeout 1 30\n\
+             keepalive_interval 30\n",
+            from = link.from,
+            to = link.to,
+            address = address_of(&link.to),
+        ));
+        for topic in &link.topics {
+            out.push_str(&format!("topic {topic} both 1\n"));
+        }
+    }
+    out
+}
