@@ -135,24 +135,6 @@ impl Error {
             hours: pairs.len(),
         })
     }
-
-    /// Over hours where there was light or production; `None` without any energy.
-    pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {
-        let (mut absolute, mut energy, mut hours) = (0.0, 0.0, 0usize);
-        for (predicted, actual) in pairs {
-            if predicted <= 0.0 && actual <= 0.0 {
-                continue;
-            }
-            absolute += (predicted - actual).abs();
-            energy += actual;
-            hours += 1;
-        }
-        (hours > 0 && energy > 0.0).then(|| Self {
-            mae_kwh: absolute / hours as f64,
-            nmae: absolute / energy,
-            hours,
-        })
-    }
 }
 
 /// What a training found, for the logs, MQTT and the state file.
@@ -671,12 +653,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn nmae_is_the_error_per_kwh_produced() {
-        let error = Error::of([(1.0, 2.0), (3.0, 2.0), (0.0, 0.0)]).unwrap();
-        assert_eq!(error.hours, 2);
-        assert!((error.mae_kwh - 1.0).abs() < 1e-12);
+    fn nmae_is_the_error_per_kwh_produced_over_exactly_the_hours_given() {
+        // The caller chooses the hours (the same for every predictor): a dark hour
+        // given counts, it is not dropped per predictor.
+        let error = Error::over(&[(1.0, 2.0), (3.0, 2.0), (0.0, 0.0)]).unwrap();
+        assert_eq!(error.hours, 3);
+        assert!((error.mae_kwh - 2.0 / 3.0).abs() < 1e-12);
         assert!((error.nmae - 0.5).abs() < 1e-12);
-        assert_eq!(Error::of([(0.0, 0.0)]), None);
+        assert_eq!(Error::over(&[(0.0, 0.0)]), None);
+        assert_eq!(Error::over(&[]), None);
     }
 
     #[test]
