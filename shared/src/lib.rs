@@ -29,6 +29,7 @@ pub mod service;
 pub mod settings;
 mod shutdown;
 pub mod state;
+pub mod telegram;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -18,7 +18,6 @@ mod issues;
 mod outbox;
 mod service;
 mod settings;
-mod telegram;
 
 use clap::Subcommand;
 use std::process::ExitCode;

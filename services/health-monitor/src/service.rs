@@ -10,7 +10,7 @@ use crate::heartbeats::Heartbeats;
 use crate::issues::{self, Change, IssueBook, Transition};
 use crate::outbox::{Outbox, Queued};
 use crate::settings::{Config, MonitorSettings};
-use crate::telegram::Telegram;
+use homelab::telegram::Telegram;
 use chrono::{DateTime, NaiveDate, Utc};
 use homelab::diagnose::{Check, Step};
 use homelab::discovery::{self, Entity};
