@@ -87,8 +87,13 @@ insert_above() { # file marker text
 }
 insert_above docker-compose.yml "# new-service.sh inserts new services above this line" "$compose_block"
 insert_above docker-compose.yml "# new-service.sh inserts new volumes above this line" "  ${snake}_data:"
-insert_above docker-compose.yml "# new-service.sh inserts new broker identities above this line" "      $password_var:"
-insert_above infrastructure/mosquitto/service.yaml "# new-service.sh inserts new broker identities above this line" "  - $password_var"
+# An identity the broker already knows (reserved, like orchestrator's) is not added twice.
+if ! grep -q "^      $password_var:" docker-compose.yml; then
+  insert_above docker-compose.yml "# new-service.sh inserts new broker identities above this line" "      $password_var:"
+fi
+if ! grep -q "^  - $password_var\$" infrastructure/mosquitto/service.yaml; then
+  insert_above infrastructure/mosquitto/service.yaml "# new-service.sh inserts new broker identities above this line" "  - $password_var"
+fi
 printf '\n# --- %s %s\n%s_INTERVAL_SECONDS=30\n# Its broker identity (see MQTT_PASSWORD_* above)\n%s=change-me-%s\n' \
   "$name" "$(printf -- '-%.0s' $(seq $((75 - ${#name}))))" "$upper" "$password_var" "$name" >>.env.example
 
