@@ -131,6 +131,26 @@ trap 'stop_all 10; exit 0' INT
 trap 'stop_all; exit 0' TERM
 
 services=(sim-home example-service pv-forecast smart-ev-charging ev-forecast health-monitor dashboard)
+# The assistant needs a Telegram bot and a language model, from this shell's environment
+# (exported; every service inherits it). Without them it is left out, and said why.
+assistant_skipped=""
+if [[ -z "${TELEGRAM_BOT_TOKEN:-}" || -z "${TELEGRAM_ALLOWED_CHAT_IDS:-}" ]]; then
+  assistant_skipped="export TELEGRAM_BOT_TOKEN and TELEGRAM_ALLOWED_CHAT_IDS to start it"
+else
+  case "${LLM_PROVIDER:-gemini}" in
+    gemini) [[ -n "${GEMINI_API_KEY:-}${GEMINI_BASE_URL:-}" ]] || assistant_skipped="LLM_PROVIDER=gemini needs GEMINI_API_KEY" ;;
+    openai) [[ -n "${OPENAI_API_KEY:-}${OPENAI_BASE_URL:-}" ]] || assistant_skipped="LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL" ;;
+    anthropic) [[ -n "${ANTHROPIC_API_KEY:-}${ANTHROPIC_BASE_URL:-}" ]] || assistant_skipped="LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY" ;;
+    ollama) ;;
+    *) assistant_skipped="LLM_PROVIDER=${LLM_PROVIDER} is not gemini, openai, anthropic or ollama" ;;
+  esac
+fi
+if [[ -z "$assistant_skipped" ]]; then
+  services+=(orchestrator)
+  assistant_line="orchestrator on Telegram, LLM_PROVIDER=${LLM_PROVIDER:-gemini}; log in logs/orchestrator.log"
+else
+  assistant_line="not started: $assistant_skipped (and the provider's key, see .env.example)"
+fi
 needed=("${services[@]}")
 [[ -n "$mosquitto_bin" ]] || needed+=(local-broker)
 for binary in "${needed[@]}"; do
@@ -231,6 +251,7 @@ homelab is running locally, on a SIMULATED house (sim-home, ${speed}x real time,
   fake HA:  http://127.0.0.1:$sim_port/api/states (Authorization: Bearer $token)
   charging mode: mosquitto_pub -h 127.0.0.1 -p $port -t homelab/smart-ev-charging/entity/mode/set -m smart
   services: ${services[*]}
+  assistant: $assistant_line
   alerts:   health-monitor's, in $run_dir/logs/health-monitor.log (no TELEGRAM_BOT_TOKEN here);
             its container and diagnose layers are off: the services run as processes
   logs:     $run_dir/logs/   state: $run_dir/data/   environment: $run_dir/env

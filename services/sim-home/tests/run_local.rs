@@ -54,6 +54,9 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
         .arg(state.path())
         .env("HEARTBEAT_INTERVAL_SECONDS", "2")
         .env("SIM_START_HOUR", "13")
+        // Whatever the developer's shell holds: the assistant is left out, and told why.
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("TELEGRAM_ALLOWED_CHAT_IDS")
         .stdout(std::fs::File::create(&terminal).unwrap())
         .stderr(Stdio::null())
         // Its own process group, as a shell gives a job: Ctrl-C goes to the whole group.
@@ -182,6 +185,12 @@ async fn the_local_run_shows_every_service_working_and_stops_cleanly_on_ctrl_c()
             "dashboard: http://127.0.0.1:{web_port}  (user admin, password "
         )),
         "the dashboard's address and sign-in are printed"
+    );
+    assert!(
+        printed.contains(
+            "assistant: not started: export TELEGRAM_BOT_TOKEN and TELEGRAM_ALLOWED_CHAT_IDS to start it"
+        ),
+        "without a bot the assistant is skipped, saying why:\n{printed}"
     );
     for service in SERVICES {
         let log = std::fs::read_to_string(state.path().join(format!("logs/{service}.log")))
