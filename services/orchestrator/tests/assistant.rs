@@ -68,6 +68,18 @@ fn text(message: &Value) -> String {
     message["text"].as_str().unwrap_or_default().to_string()
 }
 
+async fn wait_for_log(data: &Path, event: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !log(data).contains(event) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {event} in:\n{}",
+            log(data)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn log(data: &Path) -> String {
     std::fs::read_to_string(data.join("orchestrator.log")).unwrap_or_default()
 }
@@ -450,15 +462,32 @@ async fn memory_survives_a_restart() {
     assert!(data.path().join("memory/memory.md").exists());
 }
 
-/// "Aachen is 80 km, not 60": confirmed by a tap, the fact goes to the other services
-/// as a confirmed knowledge update, typed as ev-forecast reads it.
+/// The whole story of a correction: ev-forecast finds "Aachen" nowhere and asks; the
+/// question reaches the chat; the person answers "80 km, not 60" and taps Confirm; the
+/// confirmed fact reaches ev-forecast, whose next plan counts 80 km.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_confirmed_correction_is_published_for_ev_forecast() {
+async fn a_confirmed_correction_changes_ev_forecasts_plan() {
     let broker = Broker::start();
     let telegram = TelegramStandIn::start().await;
     let model = ModelStandIn::start().await;
     let data = tempfile::tempdir().unwrap();
-    let mut probe = Probe::connect(broker.port(), &[KNOWLEDGE]).await;
+    let ev_data = tempfile::tempdir().unwrap();
+    // A geocoder that knows no place (Nominatim's answer for "not found").
+    let geocoder = axum::Router::new().route("/search", axum::routing::get(|| async { "[]" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let geocoder_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, geocoder).await.unwrap() });
+    let leaves = (chrono::Utc::now() + chrono::Duration::hours(30)).format("%Y%m%dT%H%M00Z");
+    let calendar = ev_data.path().join("family.ics");
+    std::fs::write(
+        &calendar,
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:aachen@test\r\nDTSTART:{leaves}\r\n\
+             SUMMARY:Customer visit\r\nLOCATION:Aachen\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        ),
+    )
+    .unwrap();
+    let mut probe = Probe::connect(broker.port(), &[KNOWLEDGE, "homelab/ev-forecast/plan"]).await;
     let _orchestrator = ServiceProcess::spawn(&mut orchestrator(
         broker.port(),
         &telegram,
@@ -466,6 +495,38 @@ async fn a_confirmed_correction_is_published_for_ev_forecast() {
         "anthropic",
         data.path(),
     ));
+    // ev-forecast asks once, unretained: the orchestrator must be listening first.
+    wait_for_log(data.path(), "service_started").await;
+    let _ev_forecast = ServiceProcess::spawn(
+        Command::new(sibling_binary("ev-forecast"))
+            .current_dir(ev_data.path())
+            .env_clear()
+            .env("MQTT_HOST", "127.0.0.1")
+            .env("MQTT_PORT", broker.port().to_string())
+            .env("DATA_DIR", ev_data.path())
+            .env("HOME_LATITUDE", "51.96")
+            .env("HOME_LONGITUDE", "7.63")
+            .env("EV_FORECAST_ICAL_URLS", &calendar)
+            .env(
+                "EV_FORECAST_NOMINATIM_URL",
+                format!("http://127.0.0.1:{geocoder_port}"),
+            )
+            .stdout(Stdio::null())
+            .stderr(log_file(ev_data.path(), "ev-forecast")),
+    );
+    let assumed = probe
+        .wait_for("homelab/ev-forecast/plan", Duration::from_secs(30), |p| {
+            p["trips"][0]["distance_source"] == "assumed"
+        })
+        .await
+        .expect("ev-forecast assumes the unknown place far");
+    assert_eq!(assumed["trips"][0]["distance_km"], 100.0);
+    let question = telegram
+        .wait_for_message(HOME, Duration::from_secs(20), |m| {
+            text(m).contains("How far is")
+        })
+        .await;
+    assert!(text(&question).contains("\"Aachen\""), "{question}");
 
     telegram.says(HOME, "Aachen is 80 km, not 60");
     let offer = telegram
@@ -478,9 +539,17 @@ async fn a_confirmed_correction_is_published_for_ev_forecast() {
         "Shall I remember: Aachen is 80 km one way, not 60?"
     );
     assert!(
-        probe.drain(Duration::from_secs(1)).await.is_empty(),
+        probe
+            .drain(Duration::from_secs(1))
+            .await
+            .iter()
+            .all(|m| m.topic != KNOWLEDGE),
         "not before the tap"
     );
+    // The model saw the question in the conversation, so the answer has its context.
+    let asked = model.chat_requests()[0].1.to_string();
+    assert!(asked.contains("How far is"), "{asked}");
+
     telegram.taps(HOME, telegram.message_id_of(&offer), "ok:p1");
     let fact = probe
         .wait_for(KNOWLEDGE, Duration::from_secs(10), |_| true)
@@ -489,8 +558,21 @@ async fn a_confirmed_correction_is_published_for_ev_forecast() {
     let typed: homelab::messages::orchestrator::KnowledgeUpdate =
         serde_json::from_value(fact.clone()).unwrap();
     assert!(typed.confirmed && typed.confidence == 1.0, "{fact}");
-    assert_eq!(typed.distance_km, Some(80.0));
-    assert_eq!(typed.subject, "Aachen");
+    assert_eq!(
+        (typed.subject.as_str(), typed.distance_km),
+        ("Aachen", Some(80.0))
+    );
+    let corrected = probe
+        .wait_for("homelab/ev-forecast/plan", Duration::from_secs(30), |p| {
+            p["trips"][0]["distance_source"] == "confirmed"
+        })
+        .await
+        .expect("ev-forecast plans with the person's distance");
+    assert_eq!(corrected["trips"][0]["distance_km"], 80.0);
+    assert!(
+        corrected["energy_needed_kwh"].as_f64() < assumed["energy_needed_kwh"].as_f64(),
+        "160 km need less than 200 km: {corrected}"
+    );
 }
 
 /// health-monitor's proposed restart is offered with Approve / Reject; the tap becomes

@@ -78,6 +78,12 @@ async fn bot_api(
             }
             (StatusCode::OK, Json(json!({"ok": true, "result": found})))
         }
+        "getMe" => (
+            StatusCode::OK,
+            Json(
+                json!({"ok": true, "result": {"id": 4242, "is_bot": true, "first_name": "House", "username": "house_bot"}}),
+            ),
+        ),
         "sendMessage" | "editMessageText" | "answerCallbackQuery" => {
             let message_id = {
                 let mut next = state.next_message.lock().unwrap();
@@ -444,6 +450,13 @@ async fn model_api(
     chat(&state, &path, &body).await.map(Json)
 }
 
+/// Every provider's model listing, in one body: OpenAI's `data`, Gemini's and Ollama's `models`.
+async fn list_models() -> Json<Value> {
+    Json(
+        json!({"object": "list", "data": [{"id": "gpt-4o"}], "models": [{"name": "models/gemini-2.0-flash"}]}),
+    )
+}
+
 impl ModelStandIn {
     pub async fn start() -> Self {
         let state = Arc::new(ModelState {
@@ -452,7 +465,7 @@ impl ModelStandIn {
             embeddings: Mutex::new(0),
         });
         let app = Router::new()
-            .route("/{*path}", post(model_api))
+            .route("/{*path}", post(model_api).get(list_models))
             .with_state(state.clone());
         let port = serve(app).await;
         Self { state, port }
