@@ -68,6 +68,19 @@ fn text(message: &Value) -> String {
     message["text"].as_str().unwrap_or_default().to_string()
 }
 
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 async fn wait_for_log(data: &Path, event: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !log(data).contains(event) {
@@ -165,6 +178,14 @@ async fn each_provider_answers_from_the_live_house() {
             !first.contains(BOT_TOKEN) && !first.contains("test-key"),
             "no secret in a prompt"
         );
+        for file in walk(&data.path().join("memory")) {
+            let content = std::fs::read_to_string(&file).unwrap_or_default();
+            assert!(
+                !content.contains(BOT_TOKEN) && !content.contains("test-key"),
+                "a secret in {}",
+                file.display()
+            );
+        }
         let embedded = *model.state.embeddings.lock().unwrap();
         assert_eq!(embedded > 0, embeds, "{provider}: embeddings {embedded}");
     }
