@@ -211,9 +211,12 @@ impl OrchestratorService {
         T: DeserializeOwned + Send + 'static,
     {
         let house = self.house.clone();
+        let topic_name = topic.to_string();
         ctx.subscribe(topic, move |message: Message<T>| {
             let house = house.clone();
+            let topic_name = topic_name.clone();
             async move {
+                tracing::debug!(topic = %topic_name, "house_message_received");
                 let seen = Seen {
                     at: Utc::now(),
                     value: message.payload,

@@ -223,6 +223,12 @@ async fn a_mode_change_happens_only_after_the_tap() {
         data.path(),
     ));
 
+    // The retained plan has reached it (else the question would find no plan).
+    wait_for_log(
+        data.path(),
+        "house_message_received topic=homelab/ev-forecast/plan",
+    )
+    .await;
     telegram.says(HOME, "What trips are coming?");
     let offer = telegram
         .wait_for_message(HOME, Duration::from_secs(20), |m| {
