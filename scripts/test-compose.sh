@@ -433,6 +433,47 @@ done
   || fail "example-service state was lost: $example_cycles cycles before down, $cycles_after after up"
 pass "example-service state survived down/up: $example_cycles cycles before, $cycles_after after"
 
+phase "backup → a volume wiped → restore: the state is back and diagnose passes"
+backups="$work/backups"
+backup() { (cd "$stack" && COMPOSE_PROJECT_NAME="$project" scripts/backup.sh --dir "$backups" --keep 2); }
+backup >"$work/backup.log" 2>&1 || { cat "$work/backup.log"; fail "backup.sh failed"; }
+archive="$(find "$backups" -name "homelab-$project-*.tar" | head -1)"
+[[ -f "$archive" && -f "$archive.sha256" ]] || fail "backup.sh made no archive with its checksum: $(cat "$work/backup.log")"
+saved_volumes="$(tar -tf "$archive" | grep -c '^volumes/.*\.tar\.gz$')"
+saved_cycles="$(tar -xOf "$archive" volumes/example_service_data.tar.gz | tar -xzO ./state.json \
+  | grep -o '"cycles": *[0-9]*' | grep -o '[0-9]*$')"
+((saved_cycles >= 1)) || fail "the archive lacks example-service's state"
+pass "backup.sh: $(basename "$archive"), $(du -h "$archive" | cut -f1), $saved_volumes volumes, example-service at $saved_cycles cycles"
+example_volume="${project}_example_service_data"
+compose stop example-service >/dev/null 2>&1
+docker run --rm --network none --user 0:0 --entrypoint sh -v "$example_volume:/v" eclipse-mosquitto:2 \
+  -c 'rm -rf /v/* /v/.[!.]*; test ! -e /v/state.json' || fail "could not wipe $example_volume"
+damaged="$work/damaged.tar"
+cp "$archive" "$damaged"
+size="$(stat -c %s "$damaged")"
+printf 'XXXXXXXX' | dd of="$damaged" bs=1 seek=$((size / 2)) conv=notrunc status=none
+refused="$(cd "$stack" && scripts/restore.sh "$damaged" 2>&1)" && fail "restore.sh took a damaged archive: $refused"
+grep -q "refused: .*nothing was changed" <<<"$refused" || fail "the damaged archive was not refused clearly: $refused"
+[[ "$(inspect example-service '{{ .State.Running }}')" == false ]] || fail "a refused restore started example-service"
+pass "a damaged archive is refused before anything changes: $(tail -1 <<<"$refused" | cut -c1-120)"
+restored="$(cd "$stack" && scripts/restore.sh "$archive" --volume example_service_data 2>&1)" \
+  || { echo "$restored"; fail "restore.sh failed"; }
+grep -q "diagnose .*example-service.*: passed" <<<"$restored" || fail "restore.sh ran no diagnose: $restored"
+cycles_restored=""
+deadline=$((SECONDS + 60))
+while [[ -z "$cycles_restored" ]] && ((SECONDS < deadline)); do
+  while read -r service status _ cycles _; do
+    [[ "$service" == example-service && "$status" == online ]] && cycles_restored="$cycles"
+  done < <(heartbeats 12 -R)
+done
+((cycles_restored >= saved_cycles)) \
+  || fail "example-service's state did not come back: ${cycles_restored:-no heartbeat} cycles after restore, $saved_cycles saved"
+pass "restore.sh: example-service's wiped volume is back ($cycles_restored cycles, $saved_cycles saved), diagnose passed"
+for _ in 1 2; do sleep 1; backup >"$work/backup.log" 2>&1 || fail "a later backup failed: $(cat "$work/backup.log")"; done
+kept="$(find "$backups" -name "homelab-$project-*.tar" | wc -l)"
+[[ "$kept" -eq 2 && ! -f "$archive" ]] || fail "with --keep 2 after 3 backups, $kept archives are left (the oldest: $([[ -f "$archive" ]] && echo kept || echo removed))"
+pass "backup retention: 3 backups with --keep 2 leave the newest 2"
+
 phase "down --volumes leaves nothing behind"
 compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
 left="$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr '\n' ' ')"
