@@ -448,14 +448,19 @@ example_volume="${project}_example_service_data"
 compose stop example-service >/dev/null 2>&1
 docker run --rm --network none --user 0:0 --entrypoint sh -v "$example_volume:/v" eclipse-mosquitto:2 \
   -c 'rm -rf /v/* /v/.[!.]*; test ! -e /v/state.json' || fail "could not wipe $example_volume"
-damaged="$work/damaged.tar"
-cp "$archive" "$damaged"
-size="$(stat -c %s "$damaged")"
-printf 'XXXXXXXX' | dd of="$damaged" bs=1 seek=$((size / 2)) conv=notrunc status=none
-refused="$(cd "$stack" && scripts/restore.sh "$damaged" 2>&1)" && fail "restore.sh took a damaged archive: $refused"
-grep -q "refused: .*nothing was changed" <<<"$refused" || fail "the damaged archive was not refused clearly: $refused"
+# Damaged: one volume's data changed inside the archive, and an archive cut short.
+damaged="$work/damaged"
+mkdir -p "$damaged/content"
+tar -C "$damaged/content" -xf "$archive"
+echo "bit rot" >>"$damaged/content/volumes/example_service_data.tar.gz"
+tar -C "$damaged/content" -cf "$damaged/changed.tar" manifest.txt SHA256SUMS volumes
+head -c 4096 "$archive" >"$damaged/cut.tar"
+for bad in changed cut; do
+  refused="$(cd "$stack" && scripts/restore.sh "$damaged/$bad.tar" 2>&1)" && fail "restore.sh took the $bad archive: $refused"
+  grep -q "refused: .*nothing was changed" <<<"$refused" || fail "the $bad archive was not refused clearly: $refused"
+done
 [[ "$(inspect example-service '{{ .State.Running }}')" == false ]] || fail "a refused restore started example-service"
-pass "a damaged archive is refused before anything changes: $(tail -1 <<<"$refused" | cut -c1-120)"
+pass "a changed or cut archive is refused before anything changes: $(tail -1 <<<"$refused" | cut -c1-120)"
 restored="$(cd "$stack" && scripts/restore.sh "$archive" --volume example_service_data 2>&1)" \
   || { echo "$restored"; fail "restore.sh failed"; }
 grep -q "diagnose .*example-service.*: passed" <<<"$restored" || fail "restore.sh ran no diagnose: $restored"

@@ -34,14 +34,7 @@ pub(super) fn chat_request(
             ),
         };
         // Consecutive tool results (and user text) share one user message, as the API asks.
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(content) = last["content"].as_array_mut() {
-                    content.extend(block);
-                }
-            }
-            _ => messages.push(json!({"role": role, "content": block})),
-        }
+        super::push_merged(&mut messages, role, "content", block);
     }
     let mut body = json!({
         "model": config.model,

@@ -41,14 +41,7 @@ pub(super) fn chat_request(
                 )
             }
         };
-        match contents.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(parts) = last["parts"].as_array_mut() {
-                    parts.extend(part);
-                }
-            }
-            _ => contents.push(json!({"role": role, "parts": part})),
-        }
+        super::push_merged(&mut contents, role, "parts", part);
     }
     let mut body = json!({
         "systemInstruction": {"parts": [{"text": system}]},

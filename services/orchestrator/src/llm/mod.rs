@@ -324,6 +324,25 @@ impl Llm {
     }
 }
 
+/// Appends `items` to the last message when it has the same `role` (Anthropic and
+/// Gemini want alternating roles: several tool results form one message), else
+/// starts a new message `{role, <list_key>: items}`.
+pub(crate) fn push_merged(
+    messages: &mut Vec<Value>,
+    role: &str,
+    list_key: &str,
+    items: Vec<Value>,
+) {
+    match messages.last_mut() {
+        Some(last) if last["role"] == role => {
+            if let Some(list) = last[list_key].as_array_mut() {
+                list.extend(items);
+            }
+        }
+        _ => messages.push(serde_json::json!({"role": role, list_key: items})),
+    }
+}
+
 /// Tool results go to the model as text.
 pub(crate) fn content_text(content: &Value) -> String {
     match content {

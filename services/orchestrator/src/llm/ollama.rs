@@ -1,6 +1,6 @@
 //! Ollama's native `/api/chat` with `tools` and `/api/embed`.
 
-use super::{content_text, ProviderConfig, Reply, Request, ToolCall, ToolSpec, Turn};
+use super::{content_text, ProviderConfig, Reply, Request, ToolSpec, Turn};
 use serde_json::{json, Value};
 
 pub(super) fn chat_request(
@@ -34,28 +34,7 @@ pub(super) fn chat_request(
 
 pub(super) fn parse_reply(answer: &Value) -> Result<Reply, String> {
     let message = answer.get("message").ok_or("no message in the answer")?;
-    let calls = message["tool_calls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(index, call)| ToolCall {
-            id: format!("ollama_{index}"),
-            name: call["function"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            arguments: match &call["function"]["arguments"] {
-                Value::String(text) => super::arguments_from_text(text),
-                Value::Null => json!({}),
-                other => other.clone(),
-            },
-        })
-        .collect();
-    Ok(Reply {
-        text: message["content"].as_str().unwrap_or_default().to_string(),
-        calls,
-    })
+    Ok(super::openai::reply_from_message(message, "ollama"))
 }
 
 pub(super) fn embed_request(model: &str, text: &str) -> Request {

@@ -67,6 +67,13 @@ pub(super) fn parse_reply(answer: &Value) -> Result<Reply, String> {
     if message.is_null() {
         return Err("no choices[0].message in the answer".into());
     }
+    Ok(reply_from_message(message, "call"))
+}
+
+/// An assistant message in OpenAI's shape (also Ollama's): its text and `tool_calls`,
+/// each `{id?, function: {name, arguments}}` with arguments as a JSON string (OpenAI)
+/// or an object (Ollama). Calls without an id are numbered `<prefix>_<n>`.
+pub(super) fn reply_from_message(message: &Value, id_prefix: &str) -> Reply {
     let calls = message["tool_calls"]
         .as_array()
         .into_iter()
@@ -75,7 +82,7 @@ pub(super) fn parse_reply(answer: &Value) -> Result<Reply, String> {
         .map(|(index, call)| ToolCall {
             id: call["id"]
                 .as_str()
-                .map_or_else(|| format!("call_{index}"), str::to_string),
+                .map_or_else(|| format!("{id_prefix}_{index}"), str::to_string),
             name: call["function"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -87,10 +94,10 @@ pub(super) fn parse_reply(answer: &Value) -> Result<Reply, String> {
             },
         })
         .collect();
-    Ok(Reply {
+    Reply {
         text: message["content"].as_str().unwrap_or_default().to_string(),
         calls,
-    })
+    }
 }
 
 pub(super) fn embed_request(model: &str, text: &str) -> Request {
