@@ -479,6 +479,41 @@ kept="$(find "$backups" -name "homelab-$project-*.tar" | wc -l)"
 [[ "$kept" -eq 2 && ! -f "$archive" ]] || fail "with --keep 2 after 3 backups, $kept archives are left (the oldest: $([[ -f "$archive" ]] && echo kept || echo removed))"
 pass "backup retention: 3 backups with --keep 2 leave the newest 2"
 
+phase "deploy-node.sh: a deploy killed mid-way resumes and completes"
+node_check="$PWD/target/debug/node-check"
+[[ -x "$node_check" ]] || cargo build --quiet -p repo-checks --bin node-check
+deploy_log="$work/deploy.log"
+(cd "$stack" && exec env NODE_CHECK="$node_check" scripts/deploy-node.sh main --service example-service) \
+  >"$deploy_log" 2>&1 &
+deploy_pid=$!
+deadline=$((SECONDS + 60))
+until grep -q "^== deploy" "$deploy_log"; do
+  ((SECONDS < deadline)) || fail "deploy-node.sh never reached its deploy stage: $(cat "$deploy_log")"
+  kill -0 "$deploy_pid" 2>/dev/null || fail "deploy-node.sh ended before its deploy stage: $(cat "$deploy_log")"
+  sleep 0.1
+done
+kill -9 "$deploy_pid"
+wait "$deploy_pid" 2>/dev/null || true
+interrupted_at="$(sed -n 's/^stage=//p' "$stack/.deploy/main.state")"
+[[ "$interrupted_at" == validate || "$interrupted_at" == deploy ]] \
+  || fail "after the kill the deploy state says '$interrupted_at': $(cat "$deploy_log")"
+resumed="$(cd "$stack" && NODE_CHECK="$node_check" scripts/deploy-node.sh main --resume 2>&1)" \
+  || { echo "$resumed"; fail "deploy-node.sh --resume failed"; }
+grep -q "resuming the deploy of main .* after stage $interrupted_at" <<<"$resumed" || fail "not resumed: $resumed"
+grep -q "verify: 1 healthy, diagnose passed" <<<"$resumed" || fail "resume did not verify: $resumed"
+grep -q "^complete: main" <<<"$resumed" || fail "resume did not complete: $resumed"
+[[ "$(inspect example-service '{{ .HostConfig.OomScoreAdj }} {{ .HostConfig.Memory }}')" == "0 33554432" ]] \
+  || fail "example-service does not run with main's override"
+grep -q "^== prepare" <<<"$resumed" && fail "resume ran its finished stages again: $resumed"
+pass "deploy-node.sh main: killed after '$interrupted_at', --resume ran the rest; example-service healthy with main's override, diagnose passed"
+override="$stack/hosts/main/runtime/example-service/docker-compose.override.yml"
+sed -i 's/mem_limit: 32m/mem_limit: 5g/' "$override"
+over="$(cd "$stack" && NODE_CHECK="$node_check" scripts/deploy-node.sh main --service example-service --stage validate 2>&1)" \
+  && fail "an over-budget override passed validate: $over"
+sed -i 's/mem_limit: 5g/mem_limit: 32m/' "$override"
+grep -q "over its budget of 4096 MiB" <<<"$over" || fail "the over-budget node was not named: $over"
+pass "deploy-node.sh validate refuses an override over main's budget: $(grep -o 'node main: .*' <<<"$over" | head -1)"
+
 phase "down --volumes leaves nothing behind"
 compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
 left="$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr '\n' ' ')"
