@@ -60,6 +60,9 @@ cleanup() {
     (cd "$stack" 2>/dev/null && "${compose_tool[@]}" -p "$name" --profile demo --profile example \
       down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1) || true
   done
+  docker rm -fv "${project}-main-broker" "${project}-edge-broker" "${project}-main-listener" \
+    "${project}-edge-example" >/dev/null 2>&1 || true
+  docker network rm "${project}_site_main" "${project}_site_edge" >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$status"
 }
@@ -513,6 +516,74 @@ over="$(cd "$stack" && NODE_CHECK="$node_check" scripts/deploy-node.sh main --se
 sed -i 's/mem_limit: 5g/mem_limit: 32m/' "$override"
 grep -q "over its budget of 4096 MiB" <<<"$over" || fail "the over-budget node was not named: $over"
 pass "deploy-node.sh validate refuses an override over main's budget: $(grep -o 'node main: .*' <<<"$over" | head -1)"
+
+phase "two sites on two private networks: the edge keeps deciding through a cut link, nothing lost"
+# The main site's broker and the edge site's broker, each on its own internal network;
+# the edge broker's second network is the link. The edge runs example-service (a tick
+# a second); its broker's bridge comes from inventory/topology.yaml (bridge-config).
+bridge_bin="$PWD/target/debug/bridge-config"
+[[ -x "$bridge_bin" ]] || cargo build --quiet -p repo-checks --bin bridge-config
+main_net="${project}_site_main" edge_net="${project}_site_edge"
+main_broker="${project}-main-broker" edge_broker="${project}-edge-broker"
+site_containers=("$main_broker" "$edge_broker" "${project}-main-listener" "${project}-edge-example")
+docker network create --internal "$main_net" >/dev/null
+docker network create --internal "$edge_net" >/dev/null
+mkdir -p "$work/sites/main" "$work/sites/edge"
+broker_conf='listener 1883
+allow_anonymous true
+persistence true
+persistence_location /tmp/
+max_queued_messages 10000'
+echo "$broker_conf" >"$work/sites/main/mosquitto.conf"
+{ echo "$broker_conf"; "$bridge_bin" edge "main=$main_broker:1883"; } >"$work/sites/edge/mosquitto.conf"
+grep -q "topic homelab/# both 1" "$work/sites/edge/mosquitto.conf" || fail "bridge-config gave no homelab/# bridge"
+site_broker() { # NAME NETWORK SITE
+  docker run -d --name "$1" --network "$2" --user 0:0 -v "$work/sites/$3:/conf:ro" \
+    --entrypoint mosquitto eclipse-mosquitto:2 -c /conf/mosquitto.conf >/dev/null
+}
+site_broker "$main_broker" "$main_net" main
+site_broker "$edge_broker" "$edge_net" edge
+docker network connect "$main_net" "$edge_broker"
+# The main side's listener: QoS 1, a persistent session, every tick with its cycle.
+docker run -d --name "${project}-main-listener" --network "$main_net" --entrypoint mosquitto_sub \
+  eclipse-mosquitto:2 -h "$main_broker" -t homelab/example-service/tick -q 1 -c -i main-listener >/dev/null
+sleep 1
+docker run -d --name "${project}-edge-example" --network "$edge_net" -v /app/data \
+  -e MQTT_HOST="$edge_broker" -e MQTT_PORT=1883 -e EXAMPLE_INTERVAL_SECONDS=1 \
+  -e HEARTBEAT_INTERVAL_SECONDS=5 homelab/example-service:latest >/dev/null
+# cycles_on_main → the distinct cycle numbers the main side has, one per line, sorted
+cycles_on_main() {
+  docker logs "${project}-main-listener" 2>/dev/null | grep -o '"cycle":[0-9]*' | cut -d: -f2 | sort -n -u
+}
+deadline=$((SECONDS + 60))
+until (($(cycles_on_main | wc -l) >= 3)); do
+  ((SECONDS < deadline)) || fail "no ticks crossed the bridge with the link up: $(docker logs "$edge_broker" 2>&1 | tail -5)"
+  sleep 1
+done
+docker network disconnect "$main_net" "$edge_broker"
+cut_at=$SECONDS
+before_cut="$(cycles_on_main | tail -1)"
+local_ticks="$(docker exec "$edge_broker" mosquitto_sub -h localhost -t homelab/example-service/tick -C 5 -W 15 | grep -c '"cycle"')" \
+  || fail "the edge stopped deciding with the link cut"
+sleep 10
+during_cut="$(cycles_on_main | tail -1)"
+((during_cut <= before_cut + 1)) || fail "ticks reached the main side through a cut link ($before_cut → $during_cut)"
+last_edge="$(docker exec "$edge_broker" mosquitto_sub -h localhost -t homelab/example-service/tick -C 1 -W 5 | grep -o '"cycle":[0-9]*' | cut -d: -f2)"
+docker network connect "$main_net" "$edge_broker"
+restored_at=$SECONDS
+deadline=$((SECONDS + 90))
+while :; do
+  mapfile -t got < <(cycles_on_main)
+  first="${got[0]}" last="${got[-1]}"
+  ((last >= last_edge && ${#got[@]} == last - first + 1)) && break
+  ((SECONDS < deadline)) || fail "after the link came back the main side has ${#got[@]} cycles $first..$last, missing some up to $last_edge"
+  sleep 1
+done
+caught_up=$((SECONDS - restored_at))
+queued=$((last_edge - before_cut))
+pass "edge site: $local_ticks ticks decided locally with the link cut $((restored_at - cut_at)) s; $queued queued ticks reached main $caught_up s after the link was back; ${#got[@]} cycles $first..$last on main, none missing"
+docker rm -fv "${site_containers[@]}" >/dev/null
+docker network rm "$main_net" "$edge_net" >/dev/null
 
 phase "down --volumes leaves nothing behind"
 compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1

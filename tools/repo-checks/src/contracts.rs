@@ -286,7 +286,22 @@ pub struct Link {
     pub from: String,
     pub to: String,
     pub kind: String,
+    /// `PATTERN [in|out|both]` (both when left out), as seen from `from`: `out`
+    /// goes to `to`'s broker, `in` comes from it.
     pub topics: Vec<String>,
+}
+
+/// A link's topic entry as (pattern, direction).
+pub fn link_topic(entry: &str) -> Result<(&str, &str), String> {
+    let mut words = entry.split_whitespace();
+    let pattern = words.next().ok_or("an empty topic entry")?;
+    let direction = words.next().unwrap_or("both");
+    if !matches!(direction, "in" | "out" | "both") || words.next().is_some() {
+        return Err(format!(
+            "topic entry {entry:?}: write PATTERN followed by in, out or both"
+        ));
+    }
+    Ok((pattern, direction))
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -314,7 +329,19 @@ pub struct HostServices {
 pub fn load_topology(root: &Path) -> Result<Topology, String> {
     let text = std::fs::read_to_string(root.join("inventory/topology.yaml"))
         .map_err(|e| format!("inventory/topology.yaml: {e}"))?;
-    serde_norway::from_str(&text).map_err(|e| format!("inventory/topology.yaml: {e}"))
+    let topology: Topology =
+        serde_norway::from_str(&text).map_err(|e| format!("inventory/topology.yaml: {e}"))?;
+    for link in &topology.links {
+        for entry in &link.topics {
+            link_topic(entry).map_err(|e| {
+                format!(
+                    "inventory/topology.yaml: link {} -> {}: {e}",
+                    link.from, link.to
+                )
+            })?;
+        }
+    }
+    Ok(topology)
 }
 
 /// `hosts/<node>/services.yaml` and each service's override, as parsed YAML.
@@ -438,9 +465,29 @@ pub fn bridge_config(
             to = link.to,
             address = address_of(&link.to),
         ));
-        for topic in &link.topics {
-            out.push_str(&format!("topic {topic} both 1\n"));
+        for entry in &link.topics {
+            // load_topology refused bad entries.
+            if let Ok((pattern, direction)) = link_topic(entry) {
+                out.push_str(&format!("topic {pattern} {direction} 1\n"));
+            }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_topic;
+
+    #[test]
+    fn a_link_topic_has_a_pattern_and_a_direction() {
+        assert_eq!(link_topic("homelab/#"), Ok(("homelab/#", "both")));
+        assert_eq!(
+            link_topic("homeassistant/+/+/+/config out"),
+            Ok(("homeassistant/+/+/+/config", "out"))
+        );
+        let error = link_topic("homelab/# sideways").unwrap_err();
+        assert!(error.contains("in, out or both"), "{error}");
+        assert!(link_topic("  ").is_err());
+    }
 }

@@ -87,7 +87,8 @@ fn the_cli_prints_a_node_s_bridges_and_names_what_is_missing() {
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(
         text.contains("connection edge-to-main\naddress 10.0.0.2:1883\n")
-            && text.contains("topic homelab/# both 1\n"),
+            && text.contains("topic homelab/# both 1\n")
+            && text.contains("topic homeassistant/+/+/+/config out 1\n"),
         "{text}"
     );
     let missing = run(&["edge"]);
