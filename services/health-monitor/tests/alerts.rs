@@ -156,11 +156,7 @@ async fn quiet_hours_hold_a_warning_but_not_a_critical_alert() {
     let broker = Broker::start();
     let telegram = FakeTelegram::start().await;
     let data = tempfile::tempdir().unwrap();
-    let hour = chrono::Utc::now()
-        .format("%H")
-        .to_string()
-        .parse::<u32>()
-        .unwrap();
+    let hour = common::local_hour();
     let quiet = format!("{hour}-{}", (hour + 2) % 24);
     let process = spawn(
         monitor(&broker, &telegram.url, data.path()).env("HEALTH_MONITOR_QUIET_HOURS", &quiet),

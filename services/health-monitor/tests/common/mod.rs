@@ -127,6 +127,31 @@ impl FakeTelegram {
     }
 }
 
+/// A zone in which it is now between 00:00 and 11:59: UTC in the morning, UTC−12 in
+/// the afternoon and evening. (With UTC alone, a summary due at 23:00 fired at start
+/// in every test run between 23:00 and 24:00.)
+pub fn test_zone() -> &'static str {
+    if utc_hour() < 12 {
+        "UTC"
+    } else {
+        "Etc/GMT+12"
+    }
+}
+
+fn utc_hour() -> u32 {
+    chrono::Utc::now().format("%H").to_string().parse().unwrap()
+}
+
+/// The hour on the clock of [`test_zone`].
+pub fn local_hour() -> u32 {
+    let hour = utc_hour();
+    if hour < 12 {
+        hour
+    } else {
+        hour - 12
+    }
+}
+
 pub fn monitor(broker: &Broker, telegram_url: &str, data: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_health-monitor"));
     command
@@ -137,7 +162,7 @@ pub fn monitor(broker: &Broker, telegram_url: &str, data: &std::path::Path) -> C
         .env("DATA_DIR", data)
         .env("HEARTBEAT_INTERVAL_SECONDS", "1")
         .env("HA_URL", "http://127.0.0.1:9")
-        .env("TIMEZONE", "UTC")
+        .env("TIMEZONE", test_zone())
         .env("LOG_FORMAT", "json")
         .env("TELEGRAM_BOT_TOKEN", TOKEN)
         .env("TELEGRAM_CHAT_IDS", CHATS.join(","))
@@ -146,7 +171,8 @@ pub fn monitor(broker: &Broker, telegram_url: &str, data: &std::path::Path) -> C
         .env("HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS", "0")
         .env("HEALTH_MONITOR_INFRA_INTERVAL_SECONDS", "0")
         .env("HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS", "0")
-        // Far from now, so no summary mixes in unless a test asks for one.
+        // Never due (the local hour is at most 11, see test_zone), so no summary mixes
+        // in unless a test asks for one.
         .env("DAILY_SUMMARY_HOUR", "23")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
