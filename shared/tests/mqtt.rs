@@ -472,6 +472,60 @@ async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
     assert_eq!(seen.len(), 40, "every round's message arrives");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_disconnect_while_messages_still_arrive_never_fires_the_will() {
+    // A socket closed with unread incoming data is reset (RST), and a broker that had
+    // not yet read our DISCONNECT then publishes the will: health-monitor, which gets
+    // every service's offline heartbeat at the moment they all stop, showed
+    // "connection_lost" after `docker compose stop` (seen in the container test).
+    let broker = Broker::start();
+    let mut watcher = Probe::connect(broker.port(), &["homelab/listener/heartbeat"]).await;
+    let flood = Probe::connect(broker.port(), &[]).await;
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let running = flooding.clone();
+    let flooder = tokio::spawn(async move {
+        let mut n = 0_u64;
+        while running.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            flood
+                .publish(
+                    "homelab/flood/x",
+                    format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(2000)),
+                    homelab::QoS::AtMostOnce,
+                    false,
+                )
+                .await;
+            if n % 20 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    for round in 0..40 {
+        let mqtt = Mqtt::connect(&config(&broker, "listener"));
+        let (handler, _handled) = forwarder::<serde_json::Value>();
+        mqtt.subscribe("homelab/flood/#", handler).await.unwrap();
+        assert!(mqtt.wait_connected(WAIT).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        mqtt.publish_raw(
+            "homelab/listener/heartbeat",
+            format!("{{\"status\":\"offline\",\"round\":{round}}}"),
+            homelab::QoS::AtLeastOnce,
+            true,
+        )
+        .await
+        .unwrap();
+        mqtt.disconnect(Duration::from_secs(2)).await;
+    }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    flooder.await.unwrap();
+    let seen = watcher.drain(Duration::from_secs(1)).await;
+    let wills = seen
+        .iter()
+        .filter(|message| message.json()["reason"] == "connection_lost")
+        .count();
+    assert_eq!(wills, 0, "{wills} of 40 clean disconnects fired the will");
+}
+
 #[tokio::test]
 async fn after_a_long_broker_outage_the_service_is_back_within_seconds() {
     // With the old 30 s backoff cap a service came back ~22 s after a 40 s outage ended.

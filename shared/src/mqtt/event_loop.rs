@@ -20,6 +20,9 @@ fn reconnect_delays(max: Duration) -> impl Iterator<Item = Duration> {
 /// Messages nobody subscribed to yet are kept this long, at most this many.
 const UNROUTED_TTL: Duration = Duration::from_secs(60);
 const UNROUTED_LIMIT: usize = 1000;
+/// After DISCONNECT, how long to read on for the broker to close the connection
+/// (it does within milliseconds; `Mqtt::disconnect` waits 2 s in all).
+const DISCONNECT_DRAIN: Duration = Duration::from_secs(1);
 
 pub(super) struct EventLoopTask {
     pub(super) event_loop: EventLoop,
@@ -72,7 +75,15 @@ impl EventLoopTask {
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                     // rumqttc has written and flushed DISCONNECT before yielding this.
                     self.connected.send_replace(false);
-                    tracing::debug!(endpoint = %self.endpoint, "mqtt_disconnected");
+                    // Read on until the broker closes the connection: a socket closed
+                    // with messages still unread is reset, and a broker that had not
+                    // read our DISCONNECT yet would then publish our last will.
+                    let closed_by_broker = tokio::time::timeout(DISCONNECT_DRAIN, async {
+                        while self.event_loop.poll().await.is_ok() {}
+                    })
+                    .await
+                    .is_ok();
+                    tracing::debug!(endpoint = %self.endpoint, closed_by_broker, "mqtt_disconnected");
                     break;
                 }
                 Ok(_) => {}
