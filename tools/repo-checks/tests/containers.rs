@@ -314,7 +314,16 @@ fn each_container_gets_only_its_own_variables_and_every_variable_reaches_its_rea
         "LOG_FORMAT",
         "DATA_DIR",
         "SIM_BIND",
+        "LOG_MAX_SIZE",
+        "LOG_MAX_FILES",
     ];
+    let compose_text = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
+    for key in ["LOG_MAX_SIZE", "LOG_MAX_FILES"] {
+        assert!(
+            compose_text.contains(&format!("${{{key}:-")),
+            "docker-compose.yml does not read {key} (log rotation)"
+        );
+    }
     for key in keys
         .iter()
         .filter(|key| !not_for_containers.contains(&key.as_str()))
@@ -364,6 +373,15 @@ fn the_infrastructure_services_are_configured_as_documented() {
             ["homelab"],
             "{name:?} must be on the homelab network"
         );
+        // Docker's json-file driver keeps every line forever unless told otherwise.
+        let logging = &service["logging"];
+        assert_eq!(logging["driver"].as_str(), Some("json-file"), "{name:?}");
+        for option in ["max-size", "max-file"] {
+            assert!(
+                logging["options"][option].as_str().is_some(),
+                "{name:?}: its log must be rotated ({option})"
+            );
+        }
     }
     assert_eq!(
         compose["networks"]["homelab"]["driver"].as_str(),
