@@ -421,6 +421,19 @@ async fn an_oversized_message_is_dead_lettered_once_and_the_connection_stays() {
     );
 }
 
+/// What a service does at a stop: its retained offline heartbeat, then DISCONNECT.
+async fn leave_cleanly(mqtt: &Mqtt, service: &str, round: u32) {
+    mqtt.publish_raw(
+        &format!("homelab/{service}/heartbeat"),
+        format!("{{\"status\":\"offline\",\"round\":{round}}}"),
+        homelab::QoS::AtLeastOnce,
+        true,
+    )
+    .await
+    .unwrap();
+    mqtt.disconnect(Duration::from_secs(2)).await;
+}
+
 #[tokio::test]
 async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
     // mosquitto treats a DISCONNECT that arrives before it could PUBACK our last QoS 1
@@ -442,15 +455,7 @@ async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
             .await
             .unwrap();
         }
-        mqtt.publish_raw(
-            "homelab/leaver/heartbeat",
-            format!("{{\"status\":\"offline\",\"round\":{round}}}"),
-            homelab::QoS::AtLeastOnce,
-            true,
-        )
-        .await
-        .unwrap();
-        mqtt.disconnect(Duration::from_secs(2)).await;
+        leave_cleanly(&mqtt, "leaver", round).await;
     }
     let seen = watcher.drain(Duration::from_secs(1)).await;
     let wills: Vec<_> = seen
@@ -506,15 +511,7 @@ async fn a_clean_disconnect_while_messages_still_arrive_never_fires_the_will() {
         mqtt.subscribe("homelab/flood/#", handler).await.unwrap();
         assert!(mqtt.wait_connected(WAIT).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        mqtt.publish_raw(
-            "homelab/listener/heartbeat",
-            format!("{{\"status\":\"offline\",\"round\":{round}}}"),
-            homelab::QoS::AtLeastOnce,
-            true,
-        )
-        .await
-        .unwrap();
-        mqtt.disconnect(Duration::from_secs(2)).await;
+        leave_cleanly(&mqtt, "listener", round).await;
     }
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     flooder.await.unwrap();
