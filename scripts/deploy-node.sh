@@ -5,7 +5,7 @@
 #   validate  the merged Compose files parse; the node fits its memory budget and its
 #             control services carry oom_score_adj -900 (repo-checks' node-check)
 #   deploy    docker compose up -d for those services
-#   verify    each container healthy and its `diagnose` passing
+#   verify    each container healthy and its `diagnose --json` passing
 #   diagnose  (only when verify fails) each failing service's diagnose and last logs
 #   complete  the revision is recorded as deployed
 # The stage reached is saved in .deploy/<node>.state after each one, so a deploy that
@@ -22,7 +22,8 @@ usage: scripts/deploy-node.sh NODE [--resume] [--stage STAGE] [--service NAME]..
   --resume        continue an interrupted deploy of NODE after its last finished stage
   --stage STAGE   run only STAGE (prepare, validate, deploy, verify, complete)
   --service NAME  only this service of the node (repeat for more)
-Environment: DEPLOY_VERIFY_TIMEOUT (seconds, default 180), NODE_CHECK (a built
+Environment: DEPLOY_VERIFY_TIMEOUT (seconds, default 180), DEPLOY_LOCK_WAIT (seconds a
+deploy waits for another one of the same node, default 300), NODE_CHECK (a built
 node-check binary; else cargo runs it; without either the check is skipped with a
 warning, as CI runs it on every commit).
 USAGE
@@ -58,6 +59,14 @@ cd "$(dirname "$0")/.."
 
 mkdir -p .deploy
 state=".deploy/$node.state"
+# One deploy of a node at a time. Compose inherits the lock, so a deploy whose script
+# was killed holds it until its `up` has finished; a resume waits for that.
+exec 9>".deploy/$node.lock"
+if ! flock -n 9; then
+  lock_wait="${DEPLOY_LOCK_WAIT:-300}"
+  echo "another deploy of $node is still running (it holds .deploy/$node.lock): waiting up to $lock_wait s"
+  flock -w "$lock_wait" 9 || fail "another deploy of $node is still running after $lock_wait s; see: ps -ef | grep -e deploy-node -e compose"
+fi
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 # state_get KEY → its value in the state file (empty when absent)
@@ -108,8 +117,11 @@ for wanted in "${only_services[@]}"; do
     || fail "$wanted is not one of node $node's services (${listed[*]})"
 done
 ((${#services[@]})) || fail "node $node has no services to deploy"
+# Every override of the node, also when --service narrows what is deployed: a
+# dependency (the broker) merged without its own override would be re-created
+# without its memory limit and OOM shield.
 files=(-f docker-compose.yml)
-for service in "${services[@]}"; do
+for service in "${listed[@]}"; do
   files+=(-f "hosts/$node/runtime/$service/docker-compose.override.yml")
 done
 compose() { "${compose_tool[@]}" "${files[@]}" "$@"; }
@@ -137,14 +149,17 @@ stage_validate() {
 }
 
 stage_deploy() {
-  compose up -d "${services[@]}" || fail "compose up failed for ${services[*]}"
-  echo "deploy: up -d ${services[*]}"
+  # Narrowed by --service: only those, their dependencies (the broker) left as they run.
+  local no_deps=()
+  ((${#only_services[@]})) && no_deps=(--no-deps)
+  compose up -d "${no_deps[@]}" "${services[@]}" || fail "compose up failed for ${services[*]}"
+  echo "deploy: up -d ${no_deps[*]} ${services[*]}"
 }
 
-# diagnose_service NAME → 0 when the service's diagnose passes in its container
+# diagnose_service NAME → 0 when the service's `diagnose --json` passes in its container
 diagnose_service() {
   [[ -d "services/$1" ]] || return 0 # infrastructure: its healthcheck is the check
-  compose exec -T "$1" /app/service diagnose >".deploy/$node.$1.diagnose.log" 2>&1
+  compose exec -T "$1" /app/service diagnose --json >".deploy/$node.$1.diagnose.json" 2>&1
 }
 
 stage_verify() {
@@ -178,9 +193,10 @@ stage_verify() {
 stage_diagnose() {
   local service
   for service in "${failing[@]}"; do
-    echo "---- $service: diagnose"
-    diagnose_service "$service" || true
-    sed 's/^/  /' ".deploy/$node.$service.diagnose.log" 2>/dev/null || true
+    echo "---- $service: diagnose (the JSON of verify is in .deploy/$node.$service.diagnose.json)"
+    if [[ -d "services/$service" ]]; then
+      compose exec -T "$service" /app/service diagnose 2>&1 | sed 's/^/  /' || true
+    fi
     echo "---- $service: last logs"
     compose logs --no-color --tail 30 "$service" 2>&1 | sed 's/^/  /'
   done
