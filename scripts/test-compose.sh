@@ -3,10 +3,10 @@
 # builds the offline stand-ins (scripts/offline-images.sh), the base and every image
 # from the repository's Dockerfiles; brings the stack up with the demo profile
 # (sim-home as Home Assistant) and an authenticated broker in a copy of the repository
-# with its own .env; then checks health, heartbeats, diagnose, hardening, a broker
-# restart, stop and down/up, and prints the figures. Its own project name; everything it
-# created (containers, networks, volumes) is removed at the end, also on failure. Images
-# stay, as the build cache.
+# with its own .env; checks health, heartbeats, diagnose, hardening, a broker restart,
+# stop, down/up, backup/restore, a killed deploy resumed, two sites across a cut link;
+# prints the figures. Its own project name; all it created (containers, networks,
+# volumes) is removed at the end, also on failure. Images stay, as the build cache.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
@@ -25,6 +25,14 @@ elif command -v docker-compose >/dev/null 2>&1; then
   compose_tool=(docker-compose)
 else
   fail "neither 'docker compose' nor 'docker-compose' is installed"
+fi
+
+# The backup phase encrypts with age (Debian's package).
+if ! command -v age >/dev/null 2>&1; then
+  sudo=()
+  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends age >/dev/null
 fi
 
 t0=$SECONDS
@@ -143,7 +151,7 @@ set_env "$stack/.env" "COMPOSE_PROJECT_NAME=$project" "MQTT_USERNAME=$mqtt_user"
   "HA_URL=http://sim-home:8123" "HA_TOKEN=$ha_token" "PV_FORECAST_OPEN_METEO_URL=http://sim-home:8123" \
   "HEARTBEAT_INTERVAL_SECONDS=10" "SIM_SPEED=60" \
   "DOCKER_GID=$(stat -c %g /var/run/docker.sock)" "HEALTH_MONITOR_CONTAINER_INTERVAL_SECONDS=5" \
-  "HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=30" \
+  "HEALTH_MONITOR_DIAGNOSE_INTERVAL_SECONDS=30" "LOG_MAX_FILES=2" \
   "DASHBOARD_PASSWORD=ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   "DASHBOARD_PORT=$((20000 + RANDOM % 20000))"
 scripts/mqtt-users.sh "$stack/.env" >/dev/null # every service its own random broker password
@@ -261,13 +269,15 @@ print(totals, "|", " ".join(step["name"] + ":" + step["status"] for step in step
   pass "$service diagnose: $summary"
 done
 
-phase "hardening: uid, read-only root, no new privileges, memory"
+phase "hardening: uid, read-only root, no new privileges, memory, log rotation"
 for service in mqtt "${services[@]}"; do
   id="$(container "$service")"
   [[ "$(docker inspect -f '{{ .HostConfig.ReadonlyRootfs }}' "$id")" == true ]] \
     || fail "$service root file system is writable"
   docker inspect -f '{{ .HostConfig.SecurityOpt }}' "$id" | grep -q "no-new-privileges:true" \
     || fail "$service lacks no-new-privileges"
+  rotation="$(docker inspect -f '{{ .HostConfig.LogConfig.Type }} {{ index .HostConfig.LogConfig.Config "max-size" }} {{ index .HostConfig.LogConfig.Config "max-file" }}' "$id")"
+  [[ "$rotation" == "json-file 10m 2" ]] || fail "$service's log is not rotated as .env says (LOG_MAX_FILES=2): $rotation"
   [[ "$(docker inspect -f '{{ .State.OOMKilled }} {{ .RestartCount }}' "$id")" == "false 0" ]] \
     || fail "$service was OOM-killed or restarted: $(docker inspect -f '{{ .State.OOMKilled }} {{ .RestartCount }}' "$id")"
   limit="$(docker inspect -f '{{ .HostConfig.Memory }}' "$id")"
@@ -279,14 +289,14 @@ print(int(float(number) * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, 
 ' "$usage")"
   ((limit > 0 && usage_bytes < limit)) || fail "$service uses $usage of a $limit-byte limit"
   # mosquitto starts as root to write its password file, then drops to its own user.
-  [[ "$service" == mqtt ]] && { pass "mqtt read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB"; continue; }
+  [[ "$service" == mqtt ]] && { pass "mqtt read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB, log rotated ($rotation)"; continue; }
   pid="$(docker inspect -f '{{ .State.Pid }}' "$id")"
   uid="$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")"
   [[ "$uid" == 65532 ]] || fail "$service runs as uid $uid, not 65532"
   if docker cp "$stack/README.md" "$id:/written-by-test" >/dev/null 2>&1; then
     fail "$service: a write to / succeeded"
   fi
-  pass "$service uid $uid, read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB"
+  pass "$service uid $uid, read-only /, no-new-privileges, memory $usage of $((limit / 1048576)) MiB, log rotated ($rotation)"
 done
 
 phase "health-monitor: a stopped service gets a proposed restart; approved runs, rejected does not"
@@ -436,9 +446,6 @@ done
   || fail "example-service state was lost: $example_cycles cycles before down, $cycles_after after up"
 pass "example-service state survived down/up: $example_cycles cycles before, $cycles_after after"
 
-# Backup/restore, deploy-node.sh and the two-site link: written this session and not
-# yet run green end to end, so not part of CI yet. HOMELAB_TEST_OPERATIONS=1 runs them.
-if [[ "${HOMELAB_TEST_OPERATIONS:-0}" == 1 ]]; then
 phase "backup → a volume wiped → restore: the state is back and diagnose passes"
 backups="$work/backups"
 backup() { (cd "$stack" && COMPOSE_PROJECT_NAME="$project" scripts/backup.sh --dir "$backups" --keep 2); }
@@ -484,6 +491,23 @@ for _ in 1 2; do sleep 1; backup >"$work/backup.log" 2>&1 || fail "a later backu
 kept="$(find "$backups" -name "homelab-$project-*.tar" | wc -l)"
 [[ "$kept" -eq 2 && ! -f "$archive" ]] || fail "with --keep 2 after 3 backups, $kept archives are left (the oldest: $([[ -f "$archive" ]] && echo kept || echo removed))"
 pass "backup retention: 3 backups with --keep 2 leave the newest 2"
+# Encrypted, for a recipient of this copy's own (the committed recipient's key is not kept).
+age_key="$work/age-key.txt"
+age-keygen -o "$age_key" 2>/dev/null
+sed -i "s/age1[0-9a-z]*/$(age-keygen -y "$age_key")/" "$stack/.sops.yaml"
+(cd "$stack" && COMPOSE_PROJECT_NAME="$project" scripts/backup.sh --dir "$work/encrypted" --encrypt) \
+  >"$work/backup.log" 2>&1 || fail "backup.sh --encrypt failed: $(cat "$work/backup.log")"
+sealed="$(find "$work/encrypted" -name "homelab-$project-*.tar.age")"
+[[ -f "$sealed" && ! -f "${sealed%.age}" ]] || fail "backup.sh --encrypt left no .tar.age alone: $(ls "$work/encrypted")"
+tar -tf "$sealed" >/dev/null 2>&1 && fail "the encrypted archive reads as a plain tar"
+age-keygen -o "$work/other-key.txt" 2>/dev/null
+refused="$(cd "$stack" && SOPS_AGE_KEY_FILE="$work/other-key.txt" scripts/restore.sh "$sealed" 2>&1)" \
+  && fail "restore.sh took an archive encrypted for another key: $refused"
+grep -q "does not decrypt with .*nothing was changed" <<<"$refused" || fail "the wrong key was not named: $refused"
+restored="$(cd "$stack" && SOPS_AGE_KEY_FILE="$age_key" scripts/restore.sh "$sealed" --volume example_service_data 2>&1)" \
+  || { echo "$restored"; fail "restore.sh of the encrypted archive failed"; }
+grep -q "diagnose .*example-service.*: passed" <<<"$restored" || fail "the encrypted restore ran no diagnose: $restored"
+pass "backup.sh --encrypt: $(basename "$sealed") is age-encrypted, refused with another key, restored with the project's key (diagnose passed)"
 
 phase "deploy-node.sh: a deploy killed mid-way resumes and completes"
 node_check="$PWD/target/debug/node-check"
@@ -587,7 +611,6 @@ queued=$((last_edge - before_cut))
 pass "edge site: $local_ticks ticks decided locally with the link cut $((restored_at - cut_at)) s; $queued queued ticks reached main $caught_up s after the link was back; ${#got[@]} cycles $first..$last on main, none missing"
 docker rm -fv "${site_containers[@]}" >/dev/null
 docker network rm "$main_net" "$edge_net" >/dev/null
-fi
 
 phase "down --volumes leaves nothing behind"
 compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
