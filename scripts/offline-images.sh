@@ -31,11 +31,9 @@ cd "$(dirname "$0")/.."
 fail() { echo "offline-images.sh: $*" >&2; exit 1; }
 docker info >/dev/null 2>&1 || fail "no Docker engine reachable (docker info failed)"
 [[ "$(id -u)" -eq 0 ]] || fail "debootstrap needs root; run it with sudo"
-if ! command -v debootstrap >/dev/null 2>&1; then
-  echo "installing debootstrap"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-fi
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
+command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 
 # The names exactly as the Dockerfiles write them.
 rust_image="$(awk '/^FROM rust:/ { print $2; exit }' base/Dockerfile)"

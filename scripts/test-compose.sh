@@ -28,12 +28,9 @@ else
 fi
 
 # The backup phase encrypts with age (Debian's package).
-if ! command -v age >/dev/null 2>&1; then
-  sudo=()
-  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends age >/dev/null
-fi
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
+command -v age >/dev/null 2>&1 || apt_install age
 
 t0=$SECONDS
 phase_started=$SECONDS

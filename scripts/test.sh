@@ -13,6 +13,8 @@ USAGE
   exit 0
 fi
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
@@ -22,11 +24,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The dashboard's browser test: headless Chromium driven over WebDriver.
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  sudo=()
-  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
 fi
 
 # Python-packaged counterparts, each in a virtualenv cached outside git and
