@@ -532,7 +532,9 @@ grep -q "^complete: main" <<<"$resumed" || fail "resume did not complete: $resum
 [[ "$(inspect example-service '{{ .HostConfig.OomScoreAdj }} {{ .HostConfig.Memory }}')" == "0 33554432" ]] \
   || fail "example-service does not run with main's override"
 grep -q "^== prepare" <<<"$resumed" && fail "resume ran its finished stages again: $resumed"
-pass "deploy-node.sh main: killed after '$interrupted_at', --resume ran the rest; example-service healthy with main's override, diagnose passed"
+waited="did not wait: the killed deploy's compose had ended"
+grep -q "^another deploy of main is still running" <<<"$resumed" && waited="waited for the killed deploy's compose (the lock)"
+pass "deploy-node.sh main: killed after '$interrupted_at', --resume $waited, then ran the rest; example-service healthy with main's override, diagnose passed"
 override="$stack/hosts/main/runtime/example-service/docker-compose.override.yml"
 sed -i 's/mem_limit: 32m/mem_limit: 5g/' "$override"
 over="$(cd "$stack" && NODE_CHECK="$node_check" scripts/deploy-node.sh main --service example-service --stage validate 2>&1)" \
