@@ -1,7 +1,7 @@
 //! The MQTT layer against a real mosquitto started per test on a free loopback port.
 
 use homelab::mqtt::{DeadLetter, Message, Mqtt, MqttConfig};
-use homelab::testkit::{Broker, Probe};
+use homelab::testkit::{Broker, Probe, Received};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -434,6 +434,13 @@ async fn leave_cleanly(mqtt: &Mqtt, service: &str, round: u32) {
     mqtt.disconnect(Duration::from_secs(2)).await;
 }
 
+/// The heartbeats among `seen` that are a last will, not a clean stop.
+fn fired_wills(seen: &[Received]) -> Vec<&Received> {
+    seen.iter()
+        .filter(|message| message.json()["reason"] == "connection_lost")
+        .collect()
+}
+
 #[tokio::test]
 async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
     // mosquitto treats a DISCONNECT that arrives before it could PUBACK our last QoS 1
@@ -458,10 +465,7 @@ async fn a_clean_disconnect_right_after_a_publish_never_fires_the_will() {
         leave_cleanly(&mqtt, "leaver", round).await;
     }
     let seen = watcher.drain(Duration::from_secs(1)).await;
-    let wills: Vec<_> = seen
-        .iter()
-        .filter(|message| message.json()["reason"] == "connection_lost")
-        .collect();
+    let wills = fired_wills(&seen);
     assert!(
         wills.is_empty(),
         "{} of 40 clean disconnects fired the will; broker: {}",
@@ -516,10 +520,7 @@ async fn a_clean_disconnect_while_messages_still_arrive_never_fires_the_will() {
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     flooder.await.unwrap();
     let seen = watcher.drain(Duration::from_secs(1)).await;
-    let wills = seen
-        .iter()
-        .filter(|message| message.json()["reason"] == "connection_lost")
-        .count();
+    let wills = fired_wills(&seen).len();
     assert_eq!(wills, 0, "{wills} of 40 clean disconnects fired the will");
 }
 

@@ -144,12 +144,7 @@ fn utc_hour() -> u32 {
 
 /// The hour on the clock of [`test_zone`].
 pub fn local_hour() -> u32 {
-    let hour = utc_hour();
-    if hour < 12 {
-        hour
-    } else {
-        hour - 12
-    }
+    utc_hour() % 12
 }
 
 pub fn monitor(broker: &Broker, telegram_url: &str, data: &std::path::Path) -> Command {
